@@ -1,0 +1,31 @@
+//! `model-core`: the vocabulary every snoopsim model shares.
+//!
+//! * [`time`]: [`Tick`] (a point in simulated time, picoseconds), [`Span`] (a duration),
+//!   [`Cycles`] (a count in some clock) and [`ClockDomain`], the one place where cycles
+//!   become picoseconds.
+//! * [`addr`]: newtypes for every address space and identifier ([`PhysAddr`], [`Iova`],
+//!   [`Bdf`], [`LineAddr`]), so a translation signature documents itself.
+//! * [`mem`]: sparse, data-carrying byte memory used for DRAM contents and for the coherent
+//!   reference memory of the corruption checker.
+//! * [`translate`]: the [`TranslationAgent`] interface that the VT-d and AMD-Vi models
+//!   implement, and [`IdentityTranslation`] for platforms without an IOMMU.
+//!
+//! Later issues add here the generic set-associative array with replacement policies (shared
+//! by IOTLBs, walk caches and CPU caches).
+//!
+//! Nothing in this crate reads a clock, performs I/O or knows about the event engine: models
+//! are pure state machines that are handed `now` and return what they emit and when.
+#![forbid(unsafe_code)]
+
+pub mod addr;
+pub mod mem;
+pub mod time;
+pub mod translate;
+
+pub use addr::{Bdf, BdfParseError, Iova, LineAddr, PhysAddr};
+pub use mem::SparseMemory;
+pub use time::{ClockDomain, ClockError, Cycles, Span, Tick};
+pub use translate::{
+    AccessKind, IdentityTranslation, Translation, TranslationAgent, TranslationFault,
+    TranslationRequest,
+};

@@ -1,0 +1,484 @@
+//! A descriptor-driven DMA engine at a PCIe endpoint.
+//!
+//! Software (the workload) hands the engine [`Descriptor`]s; the engine cuts each into
+//! memory requests no larger than MPS (writes) or MRRS (reads), each ending on a boundary of
+//! that size, so none crosses 4 KiB (PCIe Base 6.0 §2.2.7, §7.5.3.4). Reads need a free tag;
+//! with all tags outstanding the engine waits for completions. Completions for one request
+//! arrive in address order (§2.4.1) and are reassembled using Byte Count and Lower Address.
+//!
+//! Call order: [`Endpoint::post`] to queue work; [`Endpoint::poll_transmit`] whenever the
+//! link can take a TLP (it returns `None` when there is nothing to send or no tag is free);
+//! [`Endpoint::handle_completion`] for each arriving completion.
+
+use crate::tlp::{dw_span, Attr, CplStatus, Tlp, TlpKind, DW_BYTES};
+use bytes::Bytes;
+use model_core::{Bdf, Tick};
+use serde::Serialize;
+use std::collections::{BTreeMap, VecDeque};
+
+/// Largest tag count with 10-bit tags (PCIe Base 6.0 §2.2.6.2).
+pub const MAX_TAGS_10BIT: u16 = 1024;
+
+/// Direction of a DMA transfer, from the device's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DmaDirection {
+    /// Device writes host memory (MWr).
+    Write,
+    /// Device reads host memory (MRd + CplD).
+    Read,
+}
+
+/// Static configuration of an endpoint's DMA engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndpointConfig {
+    /// The function's requester ID.
+    pub bdf: Bdf,
+    /// Max_Payload_Size in bytes (power of two, 128..=4096; §7.5.3.4).
+    pub mps: u32,
+    /// Max_Read_Request_Size in bytes (power of two, 128..=4096; §7.5.3.4).
+    pub mrrs: u32,
+    /// Read tags the engine may have outstanding (1..=1024).
+    pub read_tags: u16,
+    /// Add an ECRC digest to every request.
+    pub ecrc: bool,
+}
+
+/// One transfer handed to the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Descriptor {
+    /// Identifier chosen by the caller, returned with the results.
+    pub id: u64,
+    /// Read or write.
+    pub direction: DmaDirection,
+    /// Device-side (IOVA) byte address of the first byte.
+    pub address: u64,
+    /// Bytes to move (≥ 1).
+    pub len: u32,
+    /// Attributes of every request of this transfer.
+    pub attr: Attr,
+    /// Traffic class.
+    pub tc: u8,
+    /// For writes: the `len` bytes to write.
+    pub data: Bytes,
+}
+
+/// A request the engine wants on the link, with what the engine needs to account for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issued {
+    /// The request.
+    pub tlp: Tlp,
+    /// The descriptor it belongs to.
+    pub descriptor: u64,
+    /// When the engine began that descriptor (issued its first request).
+    pub started: Tick,
+    /// This is the descriptor's last request.
+    pub last: bool,
+}
+
+/// A read request whose data has all arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadDone {
+    /// The tag the request used (now free again).
+    pub tag: u16,
+    /// When the request was issued.
+    pub issued: Tick,
+    /// Set when this request completed its descriptor: (descriptor id, tick the engine began
+    /// it, the bytes read).
+    pub descriptor_done: Option<(u64, Tick, Bytes)>,
+}
+
+/// Completions the engine cannot accept (PCIe Base 6.0 §2.3.2: Unexpected Completion, or a
+/// completion reporting an error).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointError {
+    /// No read is outstanding with this tag.
+    #[error("unexpected completion: no read outstanding with tag {tag}")]
+    UnexpectedCompletion {
+        /// The completion's tag.
+        tag: u16,
+    },
+    /// The completer answered with a status other than SC.
+    #[error("read with tag {tag} completed with status {status:?}")]
+    CompletionStatus {
+        /// The completion's tag.
+        tag: u16,
+        /// Its status.
+        status: CplStatus,
+    },
+    /// A request TLP was handed to the endpoint as a completion.
+    #[error("a {0} arrived where a completion was expected")]
+    NotACompletion(&'static str),
+}
+
+/// Counters for reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct EndpointStats {
+    /// Memory write requests sent.
+    pub writes: u64,
+    /// Memory read requests sent.
+    pub reads: u64,
+    /// Completions received.
+    pub completions: u64,
+    /// Payload bytes written.
+    pub bytes_written: u64,
+    /// Payload bytes read.
+    pub bytes_read: u64,
+    /// Times the engine had a read to send but no free tag.
+    pub tag_stalls: u64,
+}
+
+#[derive(Debug, Clone)]
+struct OutstandingRead {
+    descriptor: u64,
+    issued: Tick,
+    /// Offset of this request's first byte within the descriptor.
+    offset: usize,
+    len: usize,
+    received: usize,
+    last: bool,
+}
+
+#[derive(Debug, Clone)]
+struct ReadBuffer {
+    started: Tick,
+    data: Vec<u8>,
+    missing: usize,
+}
+
+/// The DMA engine.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    config: EndpointConfig,
+    queue: VecDeque<Descriptor>,
+    /// Bytes of the head descriptor already cut into requests.
+    cursor: u32,
+    /// When the engine began the head descriptor.
+    head_started: Tick,
+    free_tags: VecDeque<u16>,
+    outstanding: BTreeMap<u16, OutstandingRead>,
+    reads: BTreeMap<u64, ReadBuffer>,
+    stats: EndpointStats,
+    blocked_on_tag: bool,
+}
+
+impl Endpoint {
+    /// An idle engine.
+    pub fn new(config: EndpointConfig) -> Endpoint {
+        Endpoint {
+            free_tags: (0..config.read_tags.min(MAX_TAGS_10BIT)).collect(),
+            config,
+            queue: VecDeque::new(),
+            cursor: 0,
+            head_started: Tick::ZERO,
+            outstanding: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            stats: EndpointStats::default(),
+            blocked_on_tag: false,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EndpointConfig {
+        &self.config
+    }
+
+    /// Descriptors queued and not yet fully issued.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Queues a transfer.
+    pub fn post(&mut self, desc: Descriptor) {
+        self.queue.push_back(desc);
+    }
+
+    /// Nothing queued and nothing outstanding.
+    pub fn is_idle(&self) -> bool {
+        self.queue.is_empty() && self.outstanding.is_empty()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> EndpointStats {
+        self.stats
+    }
+
+    /// The next request to put on the link, if any can go now.
+    pub fn poll_transmit(&mut self, now: Tick) -> Option<Issued> {
+        let head = self.queue.front()?;
+        let limit = match head.direction {
+            DmaDirection::Write => self.config.mps,
+            DmaDirection::Read => self.config.mrrs,
+        };
+        let offset = self.cursor;
+        let addr = head.address + u64::from(offset);
+        // Cut at the next multiple of the limit: never above MPS/MRRS, never across 4 KiB.
+        let room = u64::from(limit) - addr % u64::from(limit);
+        let len = (u64::from(head.len - offset)).min(room) as u32;
+        let (dw_addr, length_dw, first_be, last_be) = dw_span(addr, u64::from(len));
+        let last = offset + len == head.len;
+        let started = if offset == 0 { now } else { self.head_started };
+
+        let (kind, tag, payload) = match head.direction {
+            DmaDirection::Write => {
+                let lead = (addr - dw_addr) as usize;
+                let mut buf = vec![0u8; usize::from(length_dw) * DW_BYTES as usize];
+                let src = &head.data[offset as usize..(offset + len) as usize];
+                buf[lead..lead + src.len()].copy_from_slice(src);
+                self.stats.writes += 1;
+                self.stats.bytes_written += u64::from(len);
+                (TlpKind::MemWrite, 0, Bytes::from(buf))
+            }
+            DmaDirection::Read => {
+                let Some(tag) = self.free_tags.pop_front() else {
+                    if !self.blocked_on_tag {
+                        self.stats.tag_stalls += 1;
+                        self.blocked_on_tag = true;
+                    }
+                    return None;
+                };
+                self.blocked_on_tag = false;
+                if offset == 0 {
+                    self.reads.insert(
+                        head.id,
+                        ReadBuffer {
+                            started: now,
+                            data: vec![0; head.len as usize],
+                            missing: head.len as usize,
+                        },
+                    );
+                }
+                self.outstanding.insert(
+                    tag,
+                    OutstandingRead {
+                        descriptor: head.id,
+                        issued: now,
+                        offset: offset as usize,
+                        len: len as usize,
+                        received: 0,
+                        last,
+                    },
+                );
+                self.stats.reads += 1;
+                (TlpKind::MemRead, tag, Bytes::new())
+            }
+        };
+        let tlp = Tlp {
+            kind,
+            requester: self.config.bdf,
+            tag,
+            tc: head.tc,
+            attr: head.attr,
+            td: self.config.ecrc,
+            address: dw_addr,
+            length_dw,
+            first_be,
+            last_be,
+            payload,
+        };
+        let issued = Issued {
+            tlp,
+            descriptor: head.id,
+            started,
+            last,
+        };
+        if last {
+            self.queue.pop_front();
+            self.cursor = 0;
+        } else {
+            self.cursor += len;
+            self.head_started = started;
+        }
+        Some(issued)
+    }
+
+    /// Accepts a completion. Returns the finished read when this completion was its last.
+    pub fn handle_completion(
+        &mut self,
+        _now: Tick,
+        tlp: &Tlp,
+    ) -> Result<Option<ReadDone>, EndpointError> {
+        let TlpKind::CplD {
+            status,
+            byte_count,
+            lower_address,
+            ..
+        } = tlp.kind
+        else {
+            return Err(EndpointError::NotACompletion(tlp.name()));
+        };
+        let tag = tlp.tag;
+        let Some(out) = self.outstanding.get_mut(&tag) else {
+            return Err(EndpointError::UnexpectedCompletion { tag });
+        };
+        if status != CplStatus::Sc {
+            return Err(EndpointError::CompletionStatus { tag, status });
+        }
+        self.stats.completions += 1;
+        // The first byte of this completion's payload that belongs to the request.
+        let skip = usize::from(lower_address) % DW_BYTES as usize;
+        let avail = tlp.payload.len().saturating_sub(skip);
+        let take = avail.min(byte_count as usize).min(out.len - out.received);
+        let buf = self
+            .reads
+            .get_mut(&out.descriptor)
+            .ok_or(EndpointError::UnexpectedCompletion { tag })?;
+        let at = out.offset + out.received;
+        buf.data[at..at + take].copy_from_slice(&tlp.payload[skip..skip + take]);
+        buf.missing -= take;
+        out.received += take;
+        self.stats.bytes_read += take as u64;
+        if out.received < out.len {
+            return Ok(None);
+        }
+        let done = self
+            .outstanding
+            .remove(&tag)
+            .ok_or(EndpointError::UnexpectedCompletion { tag })?;
+        self.free_tags.push_back(tag);
+        let descriptor_done = if done.last && buf.missing == 0 {
+            self.reads
+                .remove(&done.descriptor)
+                .map(|b| (done.descriptor, b.started, Bytes::from(b.data)))
+        } else {
+            None
+        };
+        Ok(Some(ReadDone {
+            tag,
+            issued: done.issued,
+            descriptor_done,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rc::{completions_for, RCB_BYTES};
+
+    fn ep(mps: u32, mrrs: u32, tags: u16) -> Endpoint {
+        Endpoint::new(EndpointConfig {
+            bdf: Bdf::from_raw(0x0100),
+            mps,
+            mrrs,
+            read_tags: tags,
+            ecrc: false,
+        })
+    }
+
+    fn desc(direction: DmaDirection, address: u64, len: u32) -> Descriptor {
+        Descriptor {
+            id: 7,
+            direction,
+            address,
+            len,
+            attr: Attr::default(),
+            tc: 0,
+            data: Bytes::from((0..len).map(|i| i as u8).collect::<Vec<_>>()),
+        }
+    }
+
+    fn drain(e: &mut Endpoint) -> Vec<Issued> {
+        std::iter::from_fn(|| e.poll_transmit(Tick::ZERO)).collect()
+    }
+
+    #[test]
+    fn writes_are_cut_at_mps_boundaries_and_never_cross_4k() {
+        let mut e = ep(256, 512, 32);
+        // 1000 bytes from 0x0f80: 0x0f80..0x1000 (128), then 256, 256, 256, 104.
+        e.post(desc(DmaDirection::Write, 0x0f80, 1000));
+        let tlps = drain(&mut e);
+        let sizes: Vec<u64> = tlps.iter().map(|i| i.tlp.enabled_bytes()).collect();
+        assert_eq!(sizes, vec![128, 256, 256, 256, 104]);
+        for i in &tlps {
+            let start = i.tlp.address;
+            let end = start + i.tlp.payload_bytes();
+            assert_eq!(start / 4096, (end - 1) / 4096, "crosses 4 KiB");
+            assert!(i.tlp.payload_bytes() <= 256);
+        }
+        assert!(tlps.last().unwrap().last);
+        // Payload bytes are the descriptor's bytes in order.
+        assert_eq!(tlps[1].tlp.payload[0], 128);
+    }
+
+    #[test]
+    fn reads_stop_when_tags_run_out_and_resume_on_completion() {
+        let mut e = ep(256, 128, 2);
+        e.post(desc(DmaDirection::Read, 0x1000, 512));
+        let first = drain(&mut e);
+        assert_eq!(first.len(), 2, "only two tags");
+        assert_eq!(e.stats().tag_stalls, 1);
+        // Complete the first request; the memory holds byte i at 0x1000 + i.
+        let mem: Vec<u8> = (0..512u32).map(|i| (i * 3) as u8).collect();
+        let req = &first[0].tlp;
+        let o = (req.address - 0x1000) as usize;
+        let span = Bytes::copy_from_slice(&mem[o..o + req.payload_bytes_requested()]);
+        let cpls = completions_for(req, Bdf::from_raw(0), 256, RCB_BYTES, &span);
+        for c in &cpls[..cpls.len() - 1] {
+            assert_eq!(e.handle_completion(Tick::ZERO, c).unwrap(), None);
+        }
+        let done = e
+            .handle_completion(Tick::ZERO, cpls.last().unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(done.tag, req.tag);
+        assert!(done.descriptor_done.is_none());
+        assert_eq!(
+            drain(&mut e).len(),
+            1,
+            "the freed tag lets one more read go"
+        );
+    }
+
+    #[test]
+    fn unaligned_read_reassembles_exact_bytes() {
+        let mut e = ep(128, 128, 8);
+        e.post(desc(DmaDirection::Read, 0x1003, 300));
+        let reqs = drain(&mut e);
+        let mem = |a: u64, n: usize| {
+            Bytes::from((0..n).map(|i| (a as usize + i) as u8).collect::<Vec<_>>())
+        };
+        let mut result = None;
+        for r in &reqs {
+            let span = mem(r.tlp.address, r.tlp.payload_bytes_requested());
+            for c in completions_for(&r.tlp, Bdf::from_raw(0), 128, RCB_BYTES, &span) {
+                if let Some(d) = e.handle_completion(Tick::ZERO, &c).unwrap() {
+                    result = d.descriptor_done.or(result);
+                }
+            }
+        }
+        let (id, _, data) = result.expect("descriptor completes");
+        assert_eq!(id, 7);
+        let want: Vec<u8> = (0..300).map(|i| (0x1003 + i) as u8).collect();
+        assert_eq!(&data[..], &want[..]);
+        assert!(e.is_idle());
+    }
+
+    #[test]
+    fn completion_for_unknown_tag_is_an_unexpected_completion() {
+        let mut e = ep(128, 128, 8);
+        let mut c = completions_for(
+            &Tlp {
+                kind: TlpKind::MemRead,
+                requester: Bdf::from_raw(0x0100),
+                tag: 5,
+                tc: 0,
+                attr: Attr::default(),
+                td: false,
+                address: 0x1000,
+                length_dw: 1,
+                first_be: 0xf,
+                last_be: 0,
+                payload: Bytes::new(),
+            },
+            Bdf::from_raw(0),
+            128,
+            RCB_BYTES,
+            &Bytes::from(vec![0; 4]),
+        );
+        assert_eq!(
+            e.handle_completion(Tick::ZERO, &c.remove(0)),
+            Err(EndpointError::UnexpectedCompletion { tag: 5 })
+        );
+    }
+}

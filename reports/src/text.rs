@@ -1,0 +1,298 @@
+//! Human-readable rendering of a [`Report`] for a terminal, and JSON rendering.
+//!
+//! The text is a pure function of the report: nothing is read from the clock or environment,
+//! so the same report always renders to the same bytes. Floating-point values are printed
+//! with fixed decimals; ticks are printed in ns with 3 decimals using integer arithmetic.
+
+use std::fmt::Write as _;
+
+use crate::model::{ClassCount, Report, StopReason, VariantReport};
+use crate::table::{Align, Table};
+
+/// Fault records printed per variant; the rest are summarised as "... and N more".
+const FAULTS_SHOWN: usize = 5;
+
+/// TLP classes compared side by side when a report has several variants.
+const COMPARED_CLASSES: [&str; 2] = ["dma_write", "dma_read"];
+
+/// Placeholder for a value the report does not hold.
+const NONE: &str = "-";
+
+/// Renders the report as JSON (pretty-printed, with a trailing newline).
+///
+/// Serialization of this data model cannot fail (every map key is a string); should it ever,
+/// the output is a JSON object `{"render_error": "<message>"}` rather than a panic. Use
+/// [`crate::write_report_json`] to have the error returned instead.
+pub fn render_json(report: &Report) -> String {
+    let mut json = serde_json::to_string_pretty(report).unwrap_or_else(|error| {
+        serde_json::json!({ "render_error": error.to_string() }).to_string()
+    });
+    json.push('\n');
+    json
+}
+
+/// Renders the report as a plain-text summary for a terminal.
+///
+/// One section per variant (parameters, stop reason, corruption with the first explanation
+/// of each class, faults, latency table, throughput, IOMMU, CPU and engine counters), then,
+/// when there are two or more variants, a side-by-side comparison table.
+pub fn render_text(report: &Report) -> String {
+    let mut out = String::new();
+    // `fmt::Write` for `String` never fails, so the results of `writeln!` are ignored.
+    let _ = writeln!(
+        out,
+        "snoopsim report: scenario {:?}, seed {}, snoopsim {}",
+        report.scenario, report.seed, report.snoopsim_version
+    );
+    if !report.description.is_empty() {
+        let _ = writeln!(out, "{}", report.description);
+    }
+    for variant in &report.variants {
+        out.push('\n');
+        render_variant(&mut out, variant);
+    }
+    if report.variants.len() >= 2 {
+        out.push('\n');
+        render_comparison(&mut out, &report.variants);
+    }
+    out
+}
+
+fn render_variant(out: &mut String, v: &VariantReport) {
+    let _ = writeln!(out, "== variant {:?} ==", v.name);
+    let _ = writeln!(out, "params: {}", params_line(v));
+    match v.sim.stop_reason {
+        StopReason::Completed => {
+            let _ = writeln!(out, "stop: completed");
+        }
+        reason => {
+            let _ = writeln!(out, "{}", stopped_early_line(reason));
+        }
+    }
+    render_corruption(out, v);
+    render_faults(out, v);
+    render_latency(out, v);
+    render_counters(out, v);
+}
+
+fn params_line(v: &VariantReport) -> String {
+    if v.params.is_empty() {
+        return "(none)".to_owned();
+    }
+    let parts: Vec<String> = v
+        .params
+        .iter()
+        .map(|(key, value)| match value {
+            serde_json::Value::String(s) => format!("{key}={s}"),
+            other => format!("{key}={other}"),
+        })
+        .collect();
+    parts.join(", ")
+}
+
+fn stopped_early_line(reason: StopReason) -> String {
+    let limit = match reason {
+        StopReason::TimeLimit => "time limit",
+        StopReason::EventLimit => "event limit",
+        StopReason::Completed => "no limit",
+    };
+    format!("STOPPED EARLY: {limit} reached — results cover only part of the workload")
+}
+
+fn render_corruption(out: &mut String, v: &VariantReport) {
+    let c = &v.corruption;
+    let _ = writeln!(out, "corruption: {} events", c.total_events);
+    let mut table = Table::new(&[
+        ("class", Align::Left),
+        ("events", Align::Right),
+        ("bytes", Align::Right),
+    ]);
+    for (name, class) in c.classes() {
+        table.row(vec![
+            name.to_owned(),
+            class.events.to_string(),
+            class.bytes.to_string(),
+        ]);
+    }
+    out.push_str(&table.render("  "));
+    for (name, class) in c.classes() {
+        render_first_explanation(out, name, class);
+    }
+}
+
+fn render_first_explanation(out: &mut String, name: &str, class: &ClassCount) {
+    let Some(first) = class.first.first().filter(|_| class.events > 0) else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "  first {name}: {} ({} bytes): {}",
+        first.address, first.bytes, first.summary
+    );
+    let mut table = Table::new(&[
+        ("tick_ns", Align::Right),
+        ("actor", Align::Left),
+        ("what", Align::Left),
+    ]);
+    for step in &first.chain {
+        table.row(vec![
+            ps_as_ns(step.tick_ps),
+            step.actor.clone(),
+            step.what.clone(),
+        ]);
+    }
+    if !first.chain.is_empty() {
+        out.push_str(&table.render("    "));
+    }
+}
+
+fn render_faults(out: &mut String, v: &VariantReport) {
+    let faults = &v.faults;
+    let _ = writeln!(out, "faults: {}", faults.count);
+    if faults.records.is_empty() {
+        return;
+    }
+    let mut table = Table::new(&[
+        ("tick_ns", Align::Right),
+        ("requester", Align::Left),
+        ("address", Align::Left),
+        ("code", Align::Right),
+        ("reason", Align::Left),
+    ]);
+    for record in faults.records.iter().take(FAULTS_SHOWN) {
+        table.row(vec![
+            ps_as_ns(record.tick_ps),
+            record.requester.clone(),
+            record.address.clone(),
+            record.reason_code.to_string(),
+            record.reason.clone(),
+        ]);
+    }
+    out.push_str(&table.render("  "));
+    let shown = faults.records.len().min(FAULTS_SHOWN) as u64;
+    let more = faults.count.max(faults.records.len() as u64) - shown;
+    if more > 0 {
+        let _ = writeln!(out, "  ... and {more} more");
+    }
+}
+
+fn render_latency(out: &mut String, v: &VariantReport) {
+    if v.latency_ns.is_empty() {
+        let _ = writeln!(out, "latency: no samples");
+        return;
+    }
+    let _ = writeln!(out, "latency (ns):");
+    let mut table = Table::new(&[
+        ("class", Align::Left),
+        ("count", Align::Right),
+        ("mean", Align::Right),
+        ("p50", Align::Right),
+        ("p90", Align::Right),
+        ("p99", Align::Right),
+        ("p99.9", Align::Right),
+        ("max", Align::Right),
+    ]);
+    for (class, s) in &v.latency_ns {
+        table.row(vec![
+            class.clone(),
+            s.count.to_string(),
+            ns(s.mean),
+            ns(s.p50),
+            ns(s.p90),
+            ns(s.p99),
+            ns(s.p999),
+            ns(s.max),
+        ]);
+    }
+    out.push_str(&table.render("  "));
+}
+
+fn render_counters(out: &mut String, v: &VariantReport) {
+    let t = &v.throughput;
+    let percent = t
+        .percent_of_limit()
+        .map_or_else(|| NONE.to_owned(), |p| format!("{p:.1}%"));
+    let _ = writeln!(
+        out,
+        "throughput: {:.3} GB/s of {:.3} GB/s link limit ({percent}); {} bytes in {:.3} ns",
+        t.gbps, t.link_limit_gbps, t.bytes, t.sim_time_ns
+    );
+    let i = &v.iommu;
+    let lookups = i.iotlb_hits.saturating_add(i.iotlb_misses);
+    let hit_rate = if lookups == 0 {
+        NONE.to_owned()
+    } else {
+        format!("{:.1}%", 100.0 * i.iotlb_hits as f64 / lookups as f64)
+    };
+    let _ = writeln!(
+        out,
+        "iommu ({}): translations {}, iotlb hits {}, misses {} (hit rate {hit_rate}), \
+         walks {}, walk memory reads {}",
+        i.kind, i.translations, i.iotlb_hits, i.iotlb_misses, i.walks, i.walk_memory_reads
+    );
+    let c = &v.cpu;
+    let _ = writeln!(
+        out,
+        "cpu: loads {}, stores {}, clflush {}, clflushopt {}, clwb {}, wbinvd {}, stall {:.1} ns",
+        c.loads, c.stores, c.clflush, c.clflushopt, c.clwb, c.wbinvd, c.stall_ns
+    );
+    let s = &v.sim;
+    let rate = s
+        .events_per_wall_second()
+        .map_or_else(|| NONE.to_owned(), |r| format!("{r:.0}"));
+    let _ = writeln!(
+        out,
+        "sim: events {}, tlps {}, simulated {:.3} ns, wall {:.1} ms, {rate} events/wall-second",
+        s.events, s.tlps, s.sim_time_ns, s.wall_ms
+    );
+}
+
+fn render_comparison(out: &mut String, variants: &[VariantReport]) {
+    let _ = writeln!(out, "== comparison (latency in ns) ==");
+    let mut columns = vec![("variant", Align::Left), ("corruption", Align::Right)];
+    let names: Vec<[String; 2]> = COMPARED_CLASSES
+        .iter()
+        .map(|class| [format!("{class} p50"), format!("{class} p99")])
+        .collect();
+    for [p50, p99] in &names {
+        columns.push((p50, Align::Right));
+        columns.push((p99, Align::Right));
+    }
+    columns.push(("GB/s", Align::Right));
+    columns.push(("stall ns", Align::Right));
+    let mut table = Table::new(&columns);
+    let mut any_early = false;
+    for v in variants {
+        let early = v.sim.stop_reason.is_early();
+        any_early |= early;
+        let mut row = vec![
+            format!("{}{}", v.name, if early { " *" } else { "" }),
+            v.corruption.total_events.to_string(),
+        ];
+        for class in COMPARED_CLASSES {
+            let summary = v.latency_ns.get(class).filter(|s| s.count > 0);
+            row.push(summary.map_or_else(|| NONE.to_owned(), |s| ns(s.p50)));
+            row.push(summary.map_or_else(|| NONE.to_owned(), |s| ns(s.p99)));
+        }
+        row.push(format!("{:.3}", v.throughput.gbps));
+        row.push(format!("{:.1}", v.cpu.stall_ns));
+        table.row(row);
+    }
+    out.push_str(&table.render("  "));
+    if any_early {
+        let _ = writeln!(
+            out,
+            "  * stopped early: results cover only part of the workload"
+        );
+    }
+}
+
+/// A latency in ns, one decimal (hdrhistogram resolves 3 significant figures).
+fn ns(value: f64) -> String {
+    format!("{value:.1}")
+}
+
+/// Picoseconds printed as nanoseconds with exactly 3 decimals, without floating point.
+fn ps_as_ns(ps: u64) -> String {
+    format!("{}.{:03}", ps / 1000, ps % 1000)
+}

@@ -1,0 +1,264 @@
+//! The `snoopsim` command line.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use snoopsim::run::{run_loaded, RunOptions};
+use snoopsim::scenario::{self, Loaded};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Exit code for a bad scenario or bad arguments (clap uses 2 for usage errors too).
+const EXIT_BAD_INPUT: u8 = 2;
+/// Exit code for a failed run or an unwritable report.
+const EXIT_FAILED: u8 = 1;
+
+/// The showcase that `snoopsim demo` runs (also shipped as a scenario file).
+const DEMO: &str = include_str!("../../scenarios/demo-mps-sweep.json");
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "snoopsim",
+    version,
+    about = "Cycle-level simulator of PCIe DMA through an IOMMU into MESI CPU caches",
+    long_about = "Cycle-level, discrete-event simulator of PCIe TLPs flowing through an IOMMU \
+into a MESI-coherent CPU cache hierarchy. It measures DMA latency and throughput and, byte by \
+byte, the corruption that No-Snoop DMA, IOMMU snoop control and CPU cache flushes cause or \
+prevent.",
+    after_help = "Examples:
+  snoopsim demo                                   run the built-in showcase
+  snoopsim run scenarios/stream-write-gen3x8.json  run a scenario, print a summary
+  snoopsim run scenarios/*.json --out results      run several, reports into results/
+  snoopsim run s.json --format json --reproducible print the JSON report, wall_ms = 0
+  snoopsim validate scenarios/*.json               check files without running them
+  snoopsim bench engine                            events per second of the engine
+
+Exit codes: 0 success, 2 bad input (the message names file:line:column and JSON path),
+1 a run or a report write failed."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run scenarios and write a JSON report for each into --out.
+    Run {
+        /// Scenario files.
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+        /// Directory for the JSON reports (created if missing).
+        #[arg(long, default_value = "out")]
+        out: PathBuf,
+        /// What to print on stdout.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Write wall_ms as 0 so the same scenario gives a byte-identical report.
+        #[arg(long)]
+        reproducible: bool,
+    },
+    /// Check scenario files without running them.
+    Validate {
+        /// Scenario files.
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+    },
+    /// Run the built-in showcase and print its summary.
+    Demo {
+        /// Directory for the JSON report.
+        #[arg(long, default_value = "out")]
+        out: PathBuf,
+    },
+    /// Benchmarks (use a release build).
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchWhat {
+    /// Events per second: the bare queue and a whole simulation, median of --runs runs.
+    Engine {
+        /// Timed runs of each figure.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+        runs: u32,
+        /// Events per run of the bare-queue figure.
+        #[arg(long, default_value_t = 5_000_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+        events: u64,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// A readable summary.
+    Text,
+    /// The JSON report.
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run {
+            scenarios,
+            out,
+            format,
+            reproducible,
+        } => run(&scenarios, &out, format, RunOptions { reproducible }),
+        Command::Validate { scenarios } => validate(&scenarios),
+        Command::Demo { out } => demo(&out),
+        Command::Bench {
+            what: BenchWhat::Engine { runs, events, json },
+        } => bench(runs as usize, events, json),
+    }
+}
+
+/// Loads every file; prints every error; `None` if any failed.
+fn load_all(files: &[PathBuf]) -> Option<Vec<Loaded>> {
+    let mut ok = Vec::new();
+    let mut failed = false;
+    for f in files {
+        match scenario::load(f) {
+            Ok(l) => ok.push(l),
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed = true;
+            }
+        }
+    }
+    (!failed).then_some(ok)
+}
+
+fn validate(files: &[PathBuf]) -> ExitCode {
+    let Some(loaded) = load_all(files) else {
+        return ExitCode::from(EXIT_BAD_INPUT);
+    };
+    for l in &loaded {
+        println!(
+            "ok: {} ({}, {} variant{})",
+            l.file.display(),
+            l.scenario.name,
+            l.variants.len(),
+            if l.variants.len() == 1 { "" } else { "s" }
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// A file stem from a scenario name: letters, digits, '-', '_' and '.' kept, others '_'.
+fn file_stem(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    match s.trim_matches('.') {
+        "" => "scenario".to_owned(),
+        t => t.to_owned(),
+    }
+}
+
+fn run_one(l: &Loaded, out: &Path, format: Format, opts: RunOptions) -> Result<(), String> {
+    let report = run_loaded(l, opts).map_err(|e| format!("{}: {e}", l.file.display()))?;
+    let path = reports::write_report_json(out, &file_stem(&report.scenario), &report)
+        .map_err(|e| e.to_string())?;
+    match format {
+        Format::Text => {
+            print!("{}", reports::render_text(&report));
+            println!("report: {}", path.display());
+        }
+        Format::Json => print!("{}", reports::render_json(&report)),
+    }
+    Ok(())
+}
+
+fn run(files: &[PathBuf], out: &Path, format: Format, opts: RunOptions) -> ExitCode {
+    let Some(loaded) = load_all(files) else {
+        return ExitCode::from(EXIT_BAD_INPUT);
+    };
+    let mut code = ExitCode::SUCCESS;
+    for (i, l) in loaded.iter().enumerate() {
+        if i > 0 && format == Format::Text {
+            println!();
+        }
+        if let Err(e) = run_one(l, out, format, opts) {
+            eprintln!("error: {e}");
+            code = ExitCode::from(EXIT_FAILED);
+        }
+    }
+    code
+}
+
+fn demo(out: &Path) -> ExitCode {
+    let loaded = match scenario::parse(Path::new("<built-in demo>"), DEMO) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: the built-in demo is broken: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    match run_one(&loaded, out, Format::Text, RunOptions::default()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+fn bench(runs: usize, events: u64, json: bool) -> ExitCode {
+    if cfg!(debug_assertions) {
+        eprintln!("warning: this is a debug build; benchmark figures need `cargo run --release`");
+    }
+    let queue = snoopsim::bench::queue(events, 64, runs);
+    let system = match snoopsim::bench::system(runs) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    if json {
+        let v = serde_json::json!({ "runs": runs, "figures": [queue, system] });
+        println!("{v:#}");
+    } else {
+        println!("engine benchmark, {runs} runs each (events per wall-clock second)");
+        for f in [&queue, &system] {
+            let all: Vec<String> = f.runs.iter().map(|r| format!("{:.2}M", r / 1e6)).collect();
+            println!(
+                "  {:<7} median {:>7.2} M events/s over {} events/run  [{}]",
+                f.name,
+                f.median / 1e6,
+                f.events,
+                all.join(", ")
+            );
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn file_stems_are_safe() {
+        assert_eq!(file_stem("ns write/stale read"), "ns_write_stale_read");
+        assert_eq!(file_stem(".."), "scenario");
+        assert_eq!(file_stem("a.b-c_d"), "a.b-c_d");
+    }
+}

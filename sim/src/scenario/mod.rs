@@ -1,0 +1,427 @@
+//! Scenario files: loading, checking, and expanding sweeps into variants.
+//!
+//! Loading never panics on any input. Every error names the file, the line and column, the
+//! JSON path and what was expected ([`ScenarioError`]); the CLI turns it into exit code 2.
+
+mod locate;
+pub mod spec;
+pub mod values;
+
+pub use locate::{line_col, locate, Step};
+pub use spec::*;
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Largest scenario file accepted: 16 MiB.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+/// Most variants one sweep may expand to.
+pub const MAX_VARIANTS: usize = 1024;
+
+/// A scenario that cannot be run, and where the problem is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScenarioError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line and column, when the problem has a place in the text.
+    pub position: Option<(usize, usize)>,
+    /// JSON path of the offending value (`platform.pcie.lanes`, `devices[0].bdf`).
+    pub path: Option<String>,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some((line, col)) = self.position {
+            write!(f, ":{line}:{col}")?;
+        }
+        if let Some(path) = &self.path {
+            write!(f, ": at {path}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+/// One runnable variant of a scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variant {
+    /// "base" without a sweep, else `path=value, ...`.
+    pub name: String,
+    /// The swept values of this variant, by JSON path.
+    pub params: BTreeMap<String, Value>,
+    /// The scenario with those values applied.
+    pub scenario: Scenario,
+}
+
+/// A checked scenario file.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// Where it came from.
+    pub file: PathBuf,
+    /// The scenario as written (defaults applied).
+    pub scenario: Scenario,
+    /// Its variants, in sweep order (sweep keys sorted, last key varying fastest).
+    pub variants: Vec<Variant>,
+}
+
+/// Reads, parses and checks a scenario file, and expands its sweep.
+pub fn load(file: &Path) -> Result<Loaded, ScenarioError> {
+    let err = |position, path: Option<String>, message: String| ScenarioError {
+        file: file.to_owned(),
+        position,
+        path,
+        message,
+    };
+    let meta = std::fs::metadata(file)
+        .map_err(|e| err(None, None, format!("cannot read the scenario file: {e}")))?;
+    if meta.is_dir() {
+        return Err(err(
+            None,
+            None,
+            "is a directory: expected a scenario JSON file".to_owned(),
+        ));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(err(
+            None,
+            None,
+            format!(
+                "is {} bytes: a scenario file may be at most {MAX_FILE_BYTES} bytes",
+                meta.len()
+            ),
+        ));
+    }
+    let bytes = std::fs::read(file)
+        .map_err(|e| err(None, None, format!("cannot read the scenario file: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let valid = std::str::from_utf8(&e.as_bytes()[..at]).unwrap_or("");
+        err(
+            Some(line_col(valid, at)),
+            None,
+            format!(
+                "the file is not UTF-8 text: byte {:#04x} cannot start a character; scenario \
+                 files are JSON, which is UTF-8",
+                e.as_bytes()[at]
+            ),
+        )
+    })?;
+    parse(file, &text)
+}
+
+/// Parses and checks scenario `text` (as if read from `file`), and expands its sweep.
+pub fn parse(file: &Path, text: &str) -> Result<Loaded, ScenarioError> {
+    let err = |position, path: Option<String>, message: String| ScenarioError {
+        file: file.to_owned(),
+        position,
+        path,
+        message,
+    };
+    if text.trim().is_empty() {
+        return Err(err(
+            Some((1, 1)),
+            None,
+            "the file is empty: expected a JSON object with at least \"name\", \"seed\", \
+             \"devices\" and \"workload\""
+                .to_owned(),
+        ));
+    }
+    let json_err = |path: Option<String>, e: &serde_json::Error| {
+        err(
+            Some((e.line(), e.column().max(1))),
+            path,
+            describe_json_error(e),
+        )
+    };
+    let mut de = serde_json::Deserializer::from_str(text);
+    let scenario: Scenario = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        json_err((path != ".").then_some(path), e.inner())
+    })?;
+    de.end().map_err(|e| json_err(None, &e))?;
+    check(&scenario)
+        .map_err(|(steps, msg)| err(locate(text, &steps), Some(render_path(&steps)), msg))?;
+    let variants = expand_sweep(&scenario).map_err(|e| {
+        let position = locate(text, &e.steps).or_else(|| locate(text, &e.steps[..1]));
+        err(position, Some(render_path(&e.steps)), e.message)
+    })?;
+    Ok(Loaded {
+        file: file.to_owned(),
+        scenario,
+        variants,
+    })
+}
+
+/// serde_json's message without its " at line L column C" tail (we print the position
+/// first), with a plainer word for a truncated file.
+fn describe_json_error(e: &serde_json::Error) -> String {
+    let full = e.to_string();
+    let tail = format!(" at line {} column {}", e.line(), e.column());
+    let msg = full.strip_suffix(&tail).unwrap_or(&full);
+    match e.classify() {
+        serde_json::error::Category::Eof => {
+            format!("the file ends in the middle of the JSON ({msg}): is it truncated?")
+        }
+        serde_json::error::Category::Syntax => format!("not valid JSON: {msg}"),
+        _ => msg.to_owned(),
+    }
+}
+
+/// `a.b[2].c` from steps.
+pub fn render_path(steps: &[Step]) -> String {
+    let mut s = String::new();
+    for step in steps {
+        match step {
+            Step::Key(k) if k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(k);
+            }
+            Step::Key(k) => s.push_str(&format!("[{k:?}]")),
+            Step::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+fn key(k: &str) -> Step {
+    Step::Key(k.to_owned())
+}
+
+/// Checks that relate several parts of a scenario.
+fn check(s: &Scenario) -> Result<(), (Vec<Step>, String)> {
+    if s.name.trim().is_empty() {
+        return Err((
+            vec![key("name")],
+            "the name is empty: expected a short name".to_owned(),
+        ));
+    }
+    if s.devices.is_empty() {
+        return Err((
+            vec![key("devices")],
+            "no devices: expected at least one".to_owned(),
+        ));
+    }
+    let mut names = BTreeMap::new();
+    let mut bdfs = BTreeMap::new();
+    for (i, d) in s.devices.iter().enumerate() {
+        if let Some(j) = names.insert(d.name.as_str(), i) {
+            return Err((
+                vec![key("devices"), Step::Index(i), key("name")],
+                format!("device name \"{}\" is already used by devices[{j}]", d.name),
+            ));
+        }
+        if let Some(j) = bdfs.insert(d.bdf, i) {
+            return Err((
+                vec![key("devices"), Step::Index(i), key("bdf")],
+                format!("requester ID {} is already used by devices[{j}]", d.bdf),
+            ));
+        }
+    }
+    let unknown = |path: Vec<Step>, name: &str| {
+        let known: Vec<_> = names.keys().map(|n| format!("\"{n}\"")).collect();
+        (
+            path,
+            format!(
+                "no device is named \"{name}\": expected one of {}",
+                known.join(", ")
+            ),
+        )
+    };
+    match &s.workload {
+        Workload::Stream(st) => {
+            if !names.contains_key(st.device.as_str()) {
+                return Err(unknown(
+                    vec![key("workload"), key("stream"), key("device")],
+                    &st.device,
+                ));
+            }
+        }
+        Workload::Program(p) => {
+            for dev in p.devices.keys() {
+                if !names.contains_key(dev.as_str()) {
+                    let mut e = unknown(
+                        vec![key("workload"), key("program"), key("devices"), key(dev)],
+                        dev,
+                    );
+                    e.1 =
+                        e.1.replacen("no device", "the program names a device, but no device", 1);
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A sweep problem, located by steps into the original file.
+struct SweepError {
+    steps: Vec<Step>,
+    message: String,
+}
+
+/// Splits `platform.pcie.lanes` or `devices[0].read_tags` into steps.
+fn parse_sweep_key(k: &str) -> Option<Vec<Step>> {
+    let mut steps = Vec::new();
+    for part in k.split('.') {
+        let (name, mut rest) = part.split_once('[').map_or((part, ""), |(n, r)| (n, r));
+        if name.is_empty() {
+            return None;
+        }
+        steps.push(key(name));
+        while !rest.is_empty() {
+            let (idx, after) = rest.split_once(']')?;
+            steps.push(Step::Index(idx.parse().ok()?));
+            rest = after.strip_prefix('[').unwrap_or(after);
+            if !after.is_empty() && !after.starts_with('[') {
+                return None;
+            }
+        }
+    }
+    Some(steps)
+}
+
+fn slot<'v>(v: &'v mut Value, steps: &[Step]) -> Option<&'v mut Value> {
+    steps.iter().try_fold(v, |v, s| match s {
+        Step::Key(k) => v.as_object_mut()?.get_mut(k),
+        Step::Index(i) => v.as_array_mut()?.get_mut(*i),
+    })
+}
+
+fn expand_sweep(base: &Scenario) -> Result<Vec<Variant>, SweepError> {
+    let Some(sweep) = &base.sweep else {
+        return Ok(vec![Variant {
+            name: "base".to_owned(),
+            params: BTreeMap::new(),
+            scenario: base.clone(),
+        }]);
+    };
+    let mut template = base.clone();
+    template.sweep = None;
+    let template = serde_json::to_value(&template).map_err(|e| SweepError {
+        steps: vec![key("sweep")],
+        message: format!("internal error: cannot re-encode the scenario: {e}"),
+    })?;
+    let mut axes = Vec::new();
+    let mut combos: usize = 1;
+    for (k, values) in sweep {
+        let here = vec![key("sweep"), key(k)];
+        let steps = parse_sweep_key(k).ok_or_else(|| SweepError {
+            steps: here.clone(),
+            message: format!("\"{k}\" is not a JSON path: expected dotted keys like \"platform.pcie.lanes\" or \"devices[0].read_tags\""),
+        })?;
+        if matches!(steps.first(), Some(Step::Key(f)) if f == "sweep" || f == "name") {
+            return Err(SweepError {
+                steps: here,
+                message: format!(
+                    "\"{k}\" cannot be swept: the name and the sweep itself are fixed"
+                ),
+            });
+        }
+        if slot(&mut template.clone(), &steps).is_none() {
+            return Err(SweepError {
+                steps: here,
+                message: format!("\"{k}\" names no field of this scenario: expected the path of a value present in the scenario (defaults included), like \"platform.pcie.lanes\""),
+            });
+        }
+        if values.is_empty() {
+            return Err(SweepError {
+                steps: here,
+                message: "no values: expected a non-empty list".to_owned(),
+            });
+        }
+        combos = combos.saturating_mul(values.len());
+        axes.push((k.clone(), steps, values));
+    }
+    if combos > MAX_VARIANTS {
+        return Err(SweepError {
+            steps: vec![key("sweep")],
+            message: format!(
+                "the sweep expands to {combos} variants: at most {MAX_VARIANTS} are allowed"
+            ),
+        });
+    }
+    let mut variants = Vec::with_capacity(combos);
+    for n in 0..combos {
+        // Mixed-radix digits of n, last axis fastest.
+        let mut rest = n;
+        let mut pick = vec![0; axes.len()];
+        for (i, (_, _, values)) in axes.iter().enumerate().rev() {
+            pick[i] = rest % values.len();
+            rest /= values.len();
+        }
+        let mut v = template.clone();
+        let mut params = BTreeMap::new();
+        for ((k, steps, values), &i) in axes.iter().zip(&pick) {
+            if let Some(s) = slot(&mut v, steps) {
+                *s = values[i].clone();
+            }
+            params.insert(k.clone(), values[i].clone());
+        }
+        let name = params
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let blame = |err_path: &str| {
+            axes.iter()
+                .zip(&pick)
+                .find(|((k, _, _), _)| err_path.starts_with(k.as_str()))
+                .map(|((k, _, _), &i)| vec![key("sweep"), key(k), Step::Index(i)])
+                .unwrap_or_else(|| vec![key("sweep")])
+        };
+        let scenario: Scenario = serde_path_to_error::deserialize(&v).map_err(|e| {
+            let path = e.path().to_string();
+            SweepError {
+                steps: blame(&path),
+                message: format!("in variant {name}: at {path}: {}", e.inner()),
+            }
+        })?;
+        check(&scenario).map_err(|(steps, msg)| {
+            let path = render_path(&steps);
+            SweepError {
+                steps: blame(&path),
+                message: format!("in variant {name}: at {path}: {msg}"),
+            }
+        })?;
+        variants.push(Variant {
+            name,
+            params,
+            scenario,
+        });
+    }
+    Ok(variants)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweep_keys_parse_into_steps() {
+        assert_eq!(
+            parse_sweep_key("devices[0].read_tags"),
+            Some(vec![key("devices"), Step::Index(0), key("read_tags")])
+        );
+        assert_eq!(
+            parse_sweep_key("a[1][2]"),
+            Some(vec![key("a"), Step::Index(1), Step::Index(2)])
+        );
+        for bad in ["", "a..b", "a[x]", "a[1]b", ".a"] {
+            assert_eq!(parse_sweep_key(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn render_path_quotes_keys_that_are_not_identifiers() {
+        let p = [key("sweep"), key("platform.pcie.lanes"), Step::Index(2)];
+        assert_eq!(render_path(&p), "sweep[\"platform.pcie.lanes\"][2]");
+    }
+}

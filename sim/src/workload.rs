@@ -1,0 +1,161 @@
+//! Turning a scenario's workload into DMA descriptors, lazily.
+//!
+//! A stream of a million transfers is never materialised: each device has a feed that
+//! produces its next descriptor when the engine tops up the device's queue. Write data is
+//! pseudo-random from the scenario seed (xoshiro256++), so it is real, distinct per buffer
+//! and identical from run to run.
+
+use crate::scenario::{DeviceOp, Scenario, StreamDirection, Workload};
+use bytes::Bytes;
+use pcie::{Attr, Descriptor, DmaDirection};
+use rand_xoshiro::rand_core::{Rng, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+/// One DMA transfer before it gets data and an id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Transfer {
+    direction: DmaDirection,
+    address: u64,
+    len: u32,
+    attr: Attr,
+}
+
+#[derive(Debug, Clone)]
+enum Source {
+    Stream {
+        direction: StreamDirection,
+        base: u64,
+        stride: u64,
+        len: u32,
+        attr: Attr,
+        /// Transfers in all (a mixed stream has two per buffer).
+        total: u64,
+    },
+    Program(Vec<Transfer>),
+    Idle,
+}
+
+/// The descriptors one device will run, produced on demand.
+#[derive(Debug, Clone)]
+pub struct DeviceFeed {
+    source: Source,
+    next: u64,
+    rng: Xoshiro256PlusPlus,
+}
+
+/// SplitMix-style constant to give each device its own data stream from one seed.
+const DEVICE_SEED_STRIDE: u64 = 0x9e37_79b9_7f4a_7c15;
+
+impl DeviceFeed {
+    /// The feed of the device named `device` (index `index`) in `scenario`.
+    pub fn new(scenario: &Scenario, device: &str, index: usize) -> DeviceFeed {
+        let source = match &scenario.workload {
+            Workload::Stream(s) if s.device == device => {
+                let passes = if s.direction == StreamDirection::Mixed {
+                    2
+                } else {
+                    1
+                };
+                Source::Stream {
+                    direction: s.direction,
+                    base: s.base.0,
+                    stride: s.stride_bytes,
+                    // The scenario bounds transfers to 64 MiB.
+                    len: u32::try_from(s.transfer_bytes).unwrap_or(u32::MAX),
+                    attr: Attr {
+                        no_snoop: s.no_snoop,
+                        relaxed_ordering: s.relaxed_ordering,
+                        id_based_ordering: false,
+                    },
+                    total: s.count * passes,
+                }
+            }
+            Workload::Program(p) => match p.devices.get(device) {
+                Some(ops) => Source::Program(ops.iter().map(transfer).collect()),
+                None => Source::Idle,
+            },
+            Workload::Stream(_) => Source::Idle,
+        };
+        DeviceFeed {
+            source,
+            next: 0,
+            rng: Xoshiro256PlusPlus::seed_from_u64(
+                scenario
+                    .seed
+                    .wrapping_add(DEVICE_SEED_STRIDE.wrapping_mul(index as u64 + 1)),
+            ),
+        }
+    }
+
+    fn transfer_at(&self, n: u64) -> Option<Transfer> {
+        match &self.source {
+            Source::Stream {
+                direction,
+                base,
+                stride,
+                len,
+                attr,
+                total,
+            } => {
+                if n >= *total {
+                    return None;
+                }
+                let (buffer, dir) = match direction {
+                    StreamDirection::Write => (n, DmaDirection::Write),
+                    StreamDirection::Read => (n, DmaDirection::Read),
+                    StreamDirection::Mixed if n % 2 == 0 => (n / 2, DmaDirection::Write),
+                    StreamDirection::Mixed => (n / 2, DmaDirection::Read),
+                };
+                Some(Transfer {
+                    direction: dir,
+                    address: base.wrapping_add(buffer.wrapping_mul(*stride)),
+                    len: *len,
+                    attr: *attr,
+                })
+            }
+            Source::Program(ops) => usize::try_from(n).ok().and_then(|i| ops.get(i)).copied(),
+            Source::Idle => None,
+        }
+    }
+
+    /// The next descriptor, or `None` when the device's work is all handed out.
+    pub fn next_descriptor(&mut self) -> Option<Descriptor> {
+        let t = self.transfer_at(self.next)?;
+        let id = self.next;
+        self.next += 1;
+        let data = match t.direction {
+            DmaDirection::Write => {
+                let mut buf = vec![0u8; t.len as usize];
+                self.rng.fill_bytes(&mut buf);
+                Bytes::from(buf)
+            }
+            DmaDirection::Read => Bytes::new(),
+        };
+        Some(Descriptor {
+            id,
+            direction: t.direction,
+            address: t.address,
+            len: t.len,
+            attr: t.attr,
+            tc: 0,
+            data,
+        })
+    }
+}
+
+fn transfer(op: &DeviceOp) -> Transfer {
+    let d = op.dma();
+    Transfer {
+        direction: match op {
+            DeviceOp::DmaWrite(_) => DmaDirection::Write,
+            DeviceOp::DmaRead(_) => DmaDirection::Read,
+        },
+        address: d.address.0,
+        len: u32::try_from(d.bytes.0).unwrap_or(u32::MAX),
+        attr: Attr {
+            no_snoop: d.no_snoop,
+            relaxed_ordering: d.relaxed_ordering,
+            id_based_ordering: false,
+        },
+    }
+}
