@@ -132,6 +132,14 @@ pub fn parse(file: &Path, text: &str) -> Result<Loaded, ScenarioError> {
                 .to_owned(),
         ));
     }
+    if !text.trim_start().starts_with('{') {
+        let at = text.len() - text.trim_start().len();
+        return Err(err(
+            Some(line_col(text, at)),
+            None,
+            "expected a JSON object (`{ ... }`) at the top level of a scenario file".to_owned(),
+        ));
+    }
     let json_err = |path: Option<String>, e: &serde_json::Error| {
         err(
             Some((e.line(), e.column().max(1))),
@@ -142,7 +150,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Loaded, ScenarioError> {
     let mut de = serde_json::Deserializer::from_str(text);
     let scenario: Scenario = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
-        json_err((path != ".").then_some(path), e.inner())
+        json_err((path != "." && path != "?").then_some(path), e.inner())
     })?;
     de.end().map_err(|e| json_err(None, &e))?;
     check(&scenario)
