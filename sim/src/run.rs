@@ -54,7 +54,7 @@ pub fn run_variant(v: &Variant, opts: RunOptions) -> Result<VariantReport, RunEr
     };
     let wall = Instant::now();
     let s = &v.scenario;
-    let mut system = System::new(s);
+    let mut system = System::new(s).map_err(fail)?;
     let mut queue = EventQueue::<Event>::new();
     system.start(&mut queue).map_err(fail)?;
     let limits = Limits {

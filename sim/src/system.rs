@@ -70,6 +70,9 @@ pub enum Event {
 /// A broken simulator invariant; the run cannot continue.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SimError {
+    /// A model refused the configuration the scenario gave it.
+    #[error("configuration: {0}")]
+    Config(String),
     /// The engine refused an event.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -183,18 +186,16 @@ pub const DMA_WRITE_TRANSFER: &str = "dma_write_transfer";
 pub const DMA_READ_TRANSFER: &str = "dma_read_transfer";
 
 impl System {
-    /// Builds the system a (checked) scenario describes.
-    pub fn new(s: &Scenario) -> System {
+    /// Builds the system a scenario describes. Scenario values are range-checked when they
+    /// are parsed; a model that still refuses one is reported, never replaced by a default.
+    pub fn new(s: &Scenario) -> Result<System, SimError> {
         let p = &s.platform;
-        let gen = LinkGen::from_number(p.pcie.gen.0).unwrap_or(LinkGen::Gen3);
-        let link = LinkConfig {
-            gen,
-            lanes: p.pcie.lanes.0,
-            port_delay: p.pcie.port_delay_ns.span(),
-        };
-        // Scenario values are range-checked, so the clock is valid; 1 GHz is never used.
+        let gen =
+            LinkGen::from_number(p.pcie.gen.0).map_err(|e| SimError::Config(e.to_string()))?;
+        let link = LinkConfig::new(gen, p.pcie.lanes.0, p.pcie.port_delay_ns.span())
+            .map_err(|e| SimError::Config(e.to_string()))?;
         let rc_clock = ClockDomain::from_mhz(p.root_complex.clock_mhz.0)
-            .unwrap_or_else(|_| ClockDomain::from_mhz(1_000).expect("1 GHz is a valid clock"));
+            .map_err(|e| SimError::Config(format!("root complex: {e}")))?;
         let rc = RootComplexConfig {
             completer: HOST_BRIDGE,
             request_latency: rc_clock.span(Cycles(p.root_complex.request_latency_cycles.0)),
@@ -206,10 +207,10 @@ impl System {
                 latency: latency_ns.span(),
             }),
         };
-        let dram = Dram::new(DramConfig {
-            latency: p.dram.latency_ns.span(),
-            bandwidth_mbps: p.dram.bandwidth_mbps.0,
-        });
+        let dram = Dram::new(
+            DramConfig::new(p.dram.latency_ns.span(), p.dram.bandwidth_mbps.0)
+                .map_err(|e| SimError::Config(e.to_string()))?,
+        );
         let devices = s
             .devices
             .iter()
@@ -229,7 +230,7 @@ impl System {
                 tx_scheduled: false,
             })
             .collect();
-        System {
+        Ok(System {
             devices,
             rc,
             iommu,
@@ -244,7 +245,7 @@ impl System {
             horizon: Tick::ZERO,
             reqs: Slab::default(),
             cpls: Slab::default(),
-        }
+        })
     }
 
     /// Schedules the first event of every device.

@@ -103,7 +103,7 @@ impl DeviceFeed {
                 let (buffer, dir) = match direction {
                     StreamDirection::Write => (n, DmaDirection::Write),
                     StreamDirection::Read => (n, DmaDirection::Read),
-                    StreamDirection::Mixed if n % 2 == 0 => (n / 2, DmaDirection::Write),
+                    StreamDirection::Mixed if n.is_multiple_of(2) => (n / 2, DmaDirection::Write),
                     StreamDirection::Mixed => (n / 2, DmaDirection::Read),
                 };
                 Some(Transfer {

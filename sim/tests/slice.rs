@@ -118,7 +118,7 @@ fn byte_enables_confine_an_unaligned_write_and_the_read_back_matches() {
   ]}}}
 }"#;
     let loaded = load(text);
-    let mut system = System::new(&loaded.variants[0].scenario);
+    let mut system = System::new(&loaded.variants[0].scenario).unwrap();
     let mut q = EventQueue::<Event>::new();
     system.start(&mut q).unwrap();
     let limits = Limits {
