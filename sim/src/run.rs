@@ -92,7 +92,7 @@ fn report(
         .map(|d| {
             let st = d.endpoint.stats();
             let directions = u8::from(st.bytes_written > 0) + u8::from(st.bytes_read > 0);
-            d.up.config().byte_rate_gbps() * f64::from(directions)
+            d.up.config().raw_gbps() * f64::from(directions)
         })
         .sum();
     VariantReport {

@@ -30,10 +30,11 @@ fn one_op(op: &str, address: &str, bytes: u64) -> String {
 }
 
 /// Serialisation time in ps of `wire` bytes on the configured link, from the PCIe rules:
-/// 128b/130b at 8 GT/s is 8 × 130/128 bits of 125 ps per byte and lane; rounded up.
+/// 128b/130b at 8 GT/s is 8 × 130/128 bits of 125 ps per byte and lane, and one SKP block
+/// in every 372 leaves 371/372 of the blocks for data; rounded up.
 fn serialise_ps(gen_mts: f64, lanes: f64, wire: f64) -> u64 {
-    let ps_per_lane_byte = 8.0 * (130.0 / 128.0) * 1e6 / gen_mts;
-    (wire * ps_per_lane_byte / lanes).ceil() as u64
+    let ps_per_lane_byte = 8.0 * (130.0 / 128.0) * 1e6 / gen_mts * (372.0 / 371.0);
+    (wire * ps_per_lane_byte / lanes - 1e-6).ceil() as u64
 }
 
 /// (header bytes, framing bytes) of a memory request: 3 DW below 4 GiB, else 4 DW; 2 bytes

@@ -10,6 +10,7 @@
 //! link can take a TLP (it returns `None` when there is nothing to send or no tag is free);
 //! [`Endpoint::handle_completion`] for each arriving completion.
 
+use crate::fc::{Credits, FcClass, FcGate, Need, UpdateFc, DATA_CREDIT_BYTES};
 use crate::tlp::{dw_span, Attr, CplStatus, Tlp, TlpKind, DW_BYTES};
 use bytes::Bytes;
 use model_core::{Bdf, Tick};
@@ -42,6 +43,8 @@ pub struct EndpointConfig {
     pub read_tags: u16,
     /// Add an ECRC digest to every request.
     pub ecrc: bool,
+    /// Credits the root port advertised for the device's requests.
+    pub tx_credits: Credits,
 }
 
 /// One transfer handed to the engine.
@@ -126,6 +129,8 @@ pub struct EndpointStats {
     pub bytes_read: u64,
     /// Times the engine had a read to send but no free tag.
     pub tag_stalls: u64,
+    /// Times the engine had a request to send but not the flow-control credits for it.
+    pub credit_stalls: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -160,6 +165,8 @@ pub struct Endpoint {
     reads: BTreeMap<u64, ReadBuffer>,
     stats: EndpointStats,
     blocked_on_tag: bool,
+    blocked_on_credit: bool,
+    gate: FcGate,
 }
 
 impl Endpoint {
@@ -175,6 +182,8 @@ impl Endpoint {
             reads: BTreeMap::new(),
             stats: EndpointStats::default(),
             blocked_on_tag: false,
+            blocked_on_credit: false,
+            gate: FcGate::new(config.tx_credits),
         }
     }
 
@@ -218,6 +227,26 @@ impl Endpoint {
         let (dw_addr, length_dw, first_be, last_be) = dw_span(addr, u64::from(len));
         let last = offset + len == head.len;
         let started = if offset == 0 { now } else { self.head_started };
+        let need = match head.direction {
+            DmaDirection::Write => Need {
+                class: FcClass::Posted,
+                header: 1,
+                data: (u64::from(length_dw) * DW_BYTES).div_ceil(DATA_CREDIT_BYTES) as u32,
+            },
+            DmaDirection::Read => Need {
+                class: FcClass::NonPosted,
+                header: 1,
+                data: 0,
+            },
+        };
+        if !self.gate.allows(need) {
+            if !self.blocked_on_credit {
+                self.stats.credit_stalls += 1;
+                self.blocked_on_credit = true;
+            }
+            return None;
+        }
+        self.blocked_on_credit = false;
 
         let (kind, tag, payload) = match head.direction {
             DmaDirection::Write => {
@@ -263,6 +292,7 @@ impl Endpoint {
                 (TlpKind::MemRead, tag, Bytes::new())
             }
         };
+        self.gate.consume(need);
         let tlp = Tlp {
             kind,
             requester: self.config.bdf,
@@ -290,6 +320,13 @@ impl Endpoint {
             self.head_started = started;
         }
         Some(issued)
+    }
+
+    /// Applies an UpdateFC DLLP from the root port. Returns whether the engine was waiting
+    /// for credits (so the caller should offer it the link again).
+    pub fn handle_update_fc(&mut self, update: UpdateFc) -> bool {
+        self.gate.update(update.class, update.header, update.data);
+        std::mem::take(&mut self.blocked_on_credit)
     }
 
     /// Accepts a completion. Returns the finished read when this completion was its last.
@@ -363,6 +400,7 @@ mod tests {
             mrrs,
             read_tags: tags,
             ecrc: false,
+            tx_credits: Credits::INFINITE,
         })
     }
 
@@ -428,6 +466,35 @@ mod tests {
             1,
             "the freed tag lets one more read go"
         );
+    }
+
+    #[test]
+    fn writes_wait_for_posted_credits_and_resume_on_update_fc() {
+        use crate::fc::ClassCredits;
+        let mut credits = Credits::INFINITE;
+        credits.posted = ClassCredits { header: 2, data: 0 };
+        let mut e = Endpoint::new(EndpointConfig {
+            tx_credits: credits,
+            ..*ep(128, 128, 4).config()
+        });
+        e.post(desc(DmaDirection::Write, 0x1000, 512));
+        assert_eq!(drain(&mut e).len(), 2, "two posted header credits");
+        assert_eq!(e.stats().credit_stalls, 1);
+        let woke = e.handle_update_fc(UpdateFc {
+            class: FcClass::Posted,
+            header: 1,
+            data: 0,
+        });
+        assert!(woke);
+        assert_eq!(drain(&mut e).len(), 1, "one credit back, one more write");
+        assert_eq!(e.stats().credit_stalls, 2);
+        // Credits of another class do not let a posted write through.
+        e.handle_update_fc(UpdateFc {
+            class: FcClass::NonPosted,
+            header: 4,
+            data: 0,
+        });
+        assert_eq!(drain(&mut e).len(), 0);
     }
 
     #[test]

@@ -23,7 +23,9 @@
 //! reads a clock, touches the event queue or calls another model.
 #![forbid(unsafe_code)]
 
+pub mod bandwidth;
 pub mod endpoint;
+pub mod fc;
 pub mod link;
 pub mod rc;
 pub mod tlp;
@@ -32,6 +34,10 @@ pub use endpoint::{
     Descriptor, DmaDirection, Endpoint, EndpointConfig, EndpointError, EndpointStats, Issued,
     ReadDone,
 };
-pub use link::{LinkConfig, LinkDirection, LinkError, LinkGen, LinkStats, Transmission};
-pub use rc::{completions_for, RootComplexConfig, RCB_BYTES};
+pub use fc::{ClassCredits, Credits, FcClass, FcGate, FcReturn, Need, UpdateFc};
+pub use link::{
+    AckCounter, DllpPolicy, LinkConfig, LinkDirection, LinkError, LinkGen, LinkStats, Sent,
+    Transmission, Transmitter,
+};
+pub use rc::{completions_for, Ingress, RootComplexConfig, RootPort, RCB_BYTES};
 pub use tlp::{Attr, CplStatus, Tlp, TlpKind};

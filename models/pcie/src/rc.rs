@@ -11,9 +11,11 @@
 //! Not yet modelled (PCIe-model issue): ingress queues per credit type, ordering between
 //! posted writes and completions, completion for requests with UR/CA status.
 
+use crate::fc::{Credits, FcReturn, Need, UpdateFc};
+use crate::link::AckCounter;
 use crate::tlp::{CplStatus, Tlp, TlpKind, DW_BYTES};
 use bytes::Bytes;
-use model_core::{Bdf, Span};
+use model_core::{Bdf, Span, Tick};
 
 /// Read Completion Boundary of a root port: 64 bytes (PCIe Base 6.0 §7.5.3.7, Link Control
 /// RCB bit clear; cocotbext-pcie `RootComplex` defaults to 64).
@@ -30,6 +32,68 @@ pub struct RootComplexConfig {
     pub completion_latency: Span,
     /// Read Completion Boundary in bytes (64 or 128).
     pub rcb: u32,
+    /// The ingress pipeline accepts one TLP per this interval: its throughput limit, and
+    /// what lets a slow root complex back-pressure a device through flow control.
+    pub accept_interval: Span,
+    /// Credits each root port advertises for requests from its device.
+    pub credits: Credits,
+}
+
+/// What happens when a TLP reaches a root port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ingress {
+    /// When the ingress pipeline takes it out of the receive buffers.
+    pub accepted: Tick,
+    /// An Ack DLLP is due on the downstream direction now.
+    pub ack: bool,
+}
+
+/// The receive side of one root port: buffers, credit returns, Acks, and the ingress
+/// pipeline's acceptance rate.
+#[derive(Debug, Clone)]
+pub struct RootPort {
+    accept_interval: Span,
+    next_accept: Tick,
+    credits: FcReturn,
+    acks: AckCounter,
+}
+
+impl RootPort {
+    /// A port with `config`'s credits and rate, whose device sends at most `mps`-byte
+    /// payloads; DLLPs per the link's ratios.
+    pub fn new(
+        config: &RootComplexConfig,
+        mps: u32,
+        ack_every: u32,
+        update_fc_every: u32,
+    ) -> RootPort {
+        let mut largest = Credits::INFINITE;
+        largest.posted.header = 1;
+        largest.posted.data = mps.div_ceil(crate::fc::DATA_CREDIT_BYTES as u32);
+        largest.non_posted.header = 1;
+        RootPort {
+            accept_interval: config.accept_interval,
+            next_accept: Tick::ZERO,
+            credits: FcReturn::new(config.credits, largest, update_fc_every),
+            acks: AckCounter::new(ack_every),
+        }
+    }
+
+    /// A TLP needing `need` arrived at `now`.
+    pub fn arrive(&mut self, now: Tick, need: Need) -> Ingress {
+        self.credits.received(need);
+        let accepted = now.max(self.next_accept);
+        self.next_accept = accepted + self.accept_interval;
+        Ingress {
+            accepted,
+            ack: self.acks.received(),
+        }
+    }
+
+    /// The ingress pipeline took the TLP: its buffers are free. Returns the UpdateFC due.
+    pub fn accept(&mut self, need: Need) -> Option<UpdateFc> {
+        self.credits.freed(need)
+    }
 }
 
 /// Builds the completions answering `req`.
@@ -119,6 +183,35 @@ mod tests {
         let f: Vec<_> = c.iter().map(fields).collect();
         assert_eq!(f, vec![(512, 0x20, 56), (288, 0x00, 64), (32, 0x00, 8)]);
         assert!(c.iter().all(|x| x.tag == 3 && x.requester == req.requester));
+    }
+
+    #[test]
+    fn a_slow_ingress_pipeline_spaces_out_acceptance() {
+        let cfg = RootComplexConfig {
+            completer: Bdf::from_raw(0),
+            request_latency: Span::ZERO,
+            completion_latency: Span::ZERO,
+            rcb: 64,
+            accept_interval: Span::from_ns(10),
+            credits: Credits::INFINITE,
+        };
+        let mut p = RootPort::new(&cfg, 256, 2, 4);
+        let n = Need {
+            class: crate::fc::FcClass::Posted,
+            header: 1,
+            data: 16,
+        };
+        let a = p.arrive(Tick::from_ps(0), n);
+        let b = p.arrive(Tick::from_ps(1_000), n);
+        let c = p.arrive(Tick::from_ps(50_000), n);
+        assert_eq!(a.accepted, Tick::ZERO);
+        assert_eq!(b.accepted, Tick::from_ps(10_000), "waits for the pipeline");
+        assert_eq!(
+            c.accepted,
+            Tick::from_ps(50_000),
+            "idle pipeline takes it at once"
+        );
+        assert_eq!((a.ack, b.ack, c.ack), (false, true, false));
     }
 
     #[test]

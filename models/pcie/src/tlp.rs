@@ -16,9 +16,6 @@ pub const DW_BYTES: u64 = 4;
 pub const HEADER_3DW_BYTES: u64 = 12;
 /// A 4-DW header (memory request with a 64-bit address) (PCIe Base 6.0 §2.2.1).
 pub const HEADER_4DW_BYTES: u64 = 16;
-/// Data-link and physical framing per TLP: 2-byte sequence number, 4-byte LCRC and 2
-/// framing symbols (pcie-bench `DLLP_Hdr = 8`; cocotbext-pcie `Tlp.get_wire_size`).
-pub const FRAMING_BYTES: u64 = 8;
 /// End-to-end CRC appended when TD is set (PCIe Base 6.0 §2.7.1).
 pub const ECRC_BYTES: u64 = 4;
 /// Requests must not cross a 4 KiB address boundary (PCIe Base 6.0 §2.2.7).
@@ -133,12 +130,10 @@ impl Tlp {
         }
     }
 
-    /// Bytes this TLP occupies on the link: header, payload, optional ECRC and framing.
-    pub fn wire_bytes(&self) -> u64 {
-        self.header_bytes()
-            + self.payload_bytes()
-            + if self.td { ECRC_BYTES } else { 0 }
-            + FRAMING_BYTES
+    /// Transaction-layer bytes: header, payload and optional ECRC. The link adds its own
+    /// framing ([`crate::link::LinkConfig::tlp_wire_bytes`]).
+    pub fn tlp_bytes(&self) -> u64 {
+        self.header_bytes() + self.payload_bytes() + if self.td { ECRC_BYTES } else { 0 }
     }
 
     /// Bytes of the DW-aligned span a request covers (`length_dw × 4`), payload or not.
@@ -207,14 +202,14 @@ mod tests {
     }
 
     #[test]
-    fn wire_size_counts_header_payload_ecrc_and_framing() {
-        // MWr32 with 256 B: 12 + 256 + 8 = 276 (pcie-bench: TLP_Hdr 12 + DLLP_Hdr 8).
-        assert_eq!(req(TlpKind::MemWrite, 0x1000, 64).wire_bytes(), 276);
-        // MRd64 (address above 4 GiB): 16 + 8 = 24.
-        assert_eq!(req(TlpKind::MemRead, 1 << 32, 64).wire_bytes(), 24);
+    fn tlp_size_counts_header_payload_and_ecrc() {
+        // MWr32 with 256 B: 12 + 256 (pcie-bench: TLP_Hdr 12).
+        assert_eq!(req(TlpKind::MemWrite, 0x1000, 64).tlp_bytes(), 268);
+        // MRd64 (address above 4 GiB): 16, no payload.
+        assert_eq!(req(TlpKind::MemRead, 1 << 32, 64).tlp_bytes(), 16);
         let mut t = req(TlpKind::MemRead, 0x1000, 1);
         t.td = true;
-        assert_eq!(t.wire_bytes(), 12 + 4 + 8);
+        assert_eq!(t.tlp_bytes(), 12 + 4);
         assert_eq!(req(TlpKind::MemRead, 1 << 32, 1).name(), "MRd64");
     }
 

@@ -16,16 +16,40 @@ pub enum Step {
 
 /// 1-based line and column of the value at `path` in valid JSON `text`, if it exists.
 pub fn locate(text: &str, path: &[Step]) -> Option<(usize, usize)> {
-    let bytes = text.as_bytes();
+    value_offset(text.as_bytes(), path).map(|pos| line_col(text, pos))
+}
+
+/// 1-based line and column of the key of the member at `path` (whose last step is a key).
+pub fn locate_key(text: &str, path: &[Step]) -> Option<(usize, usize)> {
+    let (Step::Key(want), parent) = path.split_last()? else {
+        return None;
+    };
+    let b = text.as_bytes();
+    let open = value_offset(b, parent)?;
+    find_member(b, open, want).map(|m| line_col(text, m.key_at))
+}
+
+/// The keys of the object at `path`, in document order, with their positions.
+pub fn keys_at(text: &str, path: &[Step]) -> Vec<(String, (usize, usize))> {
+    let b = text.as_bytes();
+    value_offset(b, path)
+        .and_then(|open| members(b, open))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| (m.key, line_col(text, m.key_at)))
+        .collect()
+}
+
+fn value_offset(bytes: &[u8], path: &[Step]) -> Option<usize> {
     let mut pos = skip_ws(bytes, 0);
     for step in path {
         pos = match (bytes.get(pos)?, step) {
-            (b'{', Step::Key(want)) => find_member(bytes, pos, want)?,
+            (b'{', Step::Key(want)) => find_member(bytes, pos, want)?.value_at,
             (b'[', Step::Index(want)) => find_element(bytes, pos, *want)?,
             _ => return None,
         };
     }
-    Some(line_col(text, pos))
+    Some(pos)
 }
 
 /// 1-based line and column of byte offset `pos` (columns count characters).
@@ -95,25 +119,53 @@ fn skip_string(b: &[u8], i: usize) -> Option<usize> {
     }
 }
 
-fn find_member(b: &[u8], open: usize, want: &str) -> Option<usize> {
+/// One member of an object: its key and where the key and the value start.
+struct Member {
+    key: String,
+    key_at: usize,
+    value_at: usize,
+}
+
+/// The members of the object opening at `open`, in document order, up to and including the
+/// first whose key is `stop` (all of them if `stop` is `None`). The text after that member
+/// is not looked at, so it may be invalid — the parser stops at the first error.
+fn scan_members(b: &[u8], open: usize, stop: Option<&str>) -> Option<Vec<Member>> {
+    let mut out = Vec::new();
     let mut i = skip_ws(b, open + 1);
     while *b.get(i)? == b'"' {
         let end = skip_string(b, i)?;
         let key: String = serde_json::from_slice(&b[i..end]).ok()?;
+        let key_at = i;
         i = skip_ws(b, end);
         if *b.get(i)? != b':' {
             return None;
         }
         i = skip_ws(b, i + 1);
-        if key == want {
-            return Some(i);
+        let found = stop == Some(key.as_str());
+        out.push(Member {
+            key,
+            key_at,
+            value_at: i,
+        });
+        if found {
+            break;
         }
         i = skip_ws(b, skip_value(b, i)?);
         if *b.get(i)? == b',' {
             i = skip_ws(b, i + 1);
         }
     }
-    None
+    Some(out)
+}
+
+fn members(b: &[u8], open: usize) -> Option<Vec<Member>> {
+    scan_members(b, open, None)
+}
+
+fn find_member(b: &[u8], open: usize, want: &str) -> Option<Member> {
+    scan_members(b, open, Some(want))?
+        .pop()
+        .filter(|m| m.key == want)
 }
 
 fn find_element(b: &[u8], open: usize, want: usize) -> Option<usize> {
@@ -164,6 +216,18 @@ mod tests {
             key("w"),
         ];
         assert_eq!(locate(DOC, &w), Some((7, 46))); // the `t` of `true`
+    }
+
+    #[test]
+    fn keys_are_found_in_document_order() {
+        let keys = keys_at(DOC, &[key("devices"), Step::Index(1)]);
+        let names: Vec<_> = keys.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["name", "bdf"]);
+        assert_eq!(keys[1].1, (5, 19));
+        assert_eq!(
+            locate_key(DOC, &[key("devices"), Step::Index(1), key("bdf")]),
+            Some((5, 19))
+        );
     }
 
     #[test]

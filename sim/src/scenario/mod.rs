@@ -7,12 +7,13 @@ mod locate;
 pub mod spec;
 pub mod values;
 
-pub use locate::{line_col, locate, Step};
+pub use locate::{keys_at, line_col, locate, locate_key, Step};
 pub use spec::*;
 
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Largest scenario file accepted: 16 MiB.
@@ -87,28 +88,39 @@ pub fn load(file: &Path) -> Result<Loaded, ScenarioError> {
             "is a directory: expected a scenario JSON file".to_owned(),
         ));
     }
+    // Read at most one byte past the limit: devices and pipes report no size.
+    let too_big = |n: u64| {
+        err(
+            None,
+            None,
+            format!("is {n} bytes or more: a scenario file may be at most {MAX_FILE_BYTES} bytes"),
+        )
+    };
     if meta.len() > MAX_FILE_BYTES {
-        return Err(err(
-            None,
-            None,
-            format!(
-                "is {} bytes: a scenario file may be at most {MAX_FILE_BYTES} bytes",
-                meta.len()
-            ),
-        ));
+        return Err(too_big(meta.len()));
     }
-    let bytes = std::fs::read(file)
+    let mut bytes = Vec::new();
+    std::fs::File::open(file)
+        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
         .map_err(|e| err(None, None, format!("cannot read the scenario file: {e}")))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_big(bytes.len() as u64));
+    }
     let text = String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let valid = std::str::from_utf8(&e.as_bytes()[..at]).unwrap_or("");
+        let seq: Vec<String> = e.as_bytes()[at..]
+            .iter()
+            .take(e.utf8_error().error_len().unwrap_or(1).max(1))
+            .map(|b| format!("{b:#04x}"))
+            .collect();
         err(
             Some(line_col(valid, at)),
             None,
             format!(
-                "the file is not UTF-8 text: byte {:#04x} cannot start a character; scenario \
-                 files are JSON, which is UTF-8",
-                e.as_bytes()[at]
+                "the file is not UTF-8 text: the byte sequence {} is not valid UTF-8 (a Latin-1 \
+                 or binary file?); scenario files are JSON, which is UTF-8",
+                seq.join(" ")
             ),
         )
     })?;
@@ -132,27 +144,41 @@ pub fn parse(file: &Path, text: &str) -> Result<Loaded, ScenarioError> {
                 .to_owned(),
         ));
     }
-    if !text.trim_start().starts_with('{') {
-        let at = text.len() - text.trim_start().len();
+    // A byte-order mark is not JSON, but editors write one; skip it.
+    let body = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let skipped = text.len() - body.len();
+    if !body.trim_start().starts_with('{') {
+        let at = skipped + body.len() - body.trim_start().len();
         return Err(err(
             Some(line_col(text, at)),
             None,
             "expected a JSON object (`{ ... }`) at the top level of a scenario file".to_owned(),
         ));
     }
-    let json_err = |path: Option<String>, e: &serde_json::Error| {
+    let json_err = |steps: Vec<Step>, e: &serde_json::Error| {
+        let (position, message) = place_json_error(body, &steps, e);
+        // Columns on the first line count the skipped byte-order mark as a character.
+        let position = position.map(|(l, c)| (l, if l == 1 && skipped > 0 { c + 1 } else { c }));
         err(
-            Some((e.line(), e.column().max(1))),
-            path,
-            describe_json_error(e),
+            position,
+            (!steps.is_empty()).then(|| render_path(&steps)),
+            message,
         )
     };
-    let mut de = serde_json::Deserializer::from_str(text);
+    let mut de = serde_json::Deserializer::from_str(body);
     let scenario: Scenario = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        json_err((path != "." && path != "?").then_some(path), e.inner())
+        let mut steps = path_steps(e.path());
+        // serde names a repeated field in its message only; put it in the path too.
+        let msg = e.inner().to_string();
+        if let Some(field) = msg
+            .strip_prefix("duplicate field `")
+            .and_then(|r| r.split('`').next())
+        {
+            steps.push(Step::Key(field.to_owned()));
+        }
+        json_err(steps, e.inner())
     })?;
-    de.end().map_err(|e| json_err(None, &e))?;
+    de.end().map_err(|e| json_err(Vec::new(), &e))?;
     check(&scenario)
         .map_err(|(steps, msg)| err(locate(text, &steps), Some(render_path(&steps)), msg))?;
     let variants = expand_sweep(&scenario).map_err(|e| {
@@ -166,19 +192,91 @@ pub fn parse(file: &Path, text: &str) -> Result<Loaded, ScenarioError> {
     })
 }
 
-/// serde_json's message without its " at line L column C" tail (we print the position
-/// first), with a plainer word for a truncated file.
-fn describe_json_error(e: &serde_json::Error) -> String {
+/// Steps of a path recorded by serde_path_to_error; unknown segments (a key cut short by a
+/// truncated file) are dropped.
+fn path_steps(path: &serde_path_to_error::Path) -> Vec<Step> {
+    use serde_path_to_error::Segment;
+    path.iter()
+        .filter_map(|seg| match seg {
+            Segment::Seq { index } => Some(Step::Index(*index)),
+            Segment::Map { key } => Some(Step::Key(key.clone())),
+            Segment::Enum { variant } => Some(Step::Key(variant.clone())),
+            Segment::Unknown => None,
+        })
+        .collect()
+}
+
+/// Where to report a parse error, and what to say.
+///
+/// A value the format rejects (wrong type, out of range, unknown field) is reported at the
+/// start of that value, found by its path — serde_json's own position is just past it.
+/// Syntax errors keep the parser's position, turned from a byte into a character column.
+fn place_json_error(
+    text: &str,
+    steps: &[Step],
+    e: &serde_json::Error,
+) -> (Option<(usize, usize)>, String) {
+    use serde_json::error::Category;
     let full = e.to_string();
     let tail = format!(" at line {} column {}", e.line(), e.column());
-    let msg = full.strip_suffix(&tail).unwrap_or(&full);
+    let msg = full.strip_suffix(&tail).unwrap_or(&full).to_owned();
+    let parser_pos = char_position(text, e.line(), e.column());
     match e.classify() {
-        serde_json::error::Category::Eof => {
-            format!("the file ends in the middle of the JSON ({msg}): is it truncated?")
+        Category::Eof => (
+            parser_pos,
+            format!("the file ends in the middle of the JSON ({msg}): is it truncated?"),
+        ),
+        Category::Syntax => match serde_json::from_str::<Value>(text) {
+            // Valid JSON that does not fit: an object naming no kind, or several.
+            Ok(doc) => {
+                let value = steps.iter().try_fold(&doc, |v, s| match s {
+                    Step::Key(k) => v.get(k),
+                    Step::Index(i) => v.get(i),
+                });
+                match value {
+                    Some(Value::Object(m)) if m.len() != 1 => {
+                        // Point at the second kind, in document order.
+                        let keys = keys_at(text, steps);
+                        let names: Vec<String> =
+                            keys.iter().map(|(k, _)| format!("\"{k}\"")).collect();
+                        let at = keys.get(1).map(|(_, p)| *p).or(locate(text, steps));
+                        let message = format!(
+                            "expected an object with exactly one key naming its kind, found {} \
+                             keys ({})",
+                            m.len(),
+                            names.join(", ")
+                        );
+                        (at, message)
+                    }
+                    _ => (
+                        locate(text, steps).or(parser_pos),
+                        format!("this value does not fit the scenario format here ({msg})"),
+                    ),
+                }
+            }
+            Err(_) => (parser_pos, format!("not valid JSON: {msg}")),
+        },
+        Category::Io => (parser_pos, format!("cannot read the JSON: {msg}")),
+        // A repeated key: the parser stops right after the second one.
+        Category::Data if msg.starts_with("duplicate field") => (parser_pos, msg),
+        Category::Data if msg.starts_with("unknown field") => {
+            (locate_key(text, steps).or(parser_pos), msg)
         }
-        serde_json::error::Category::Syntax => format!("not valid JSON: {msg}"),
-        _ => msg.to_owned(),
+        Category::Data => (locate(text, steps).or(parser_pos), msg),
     }
+}
+
+/// serde_json counts columns in bytes; people count characters.
+fn char_position(text: &str, line: usize, byte_col: usize) -> Option<(usize, usize)> {
+    if line == 0 {
+        return None;
+    }
+    let src = text.split('\n').nth(line - 1).unwrap_or("");
+    let upto = src
+        .char_indices()
+        .take_while(|(i, _)| *i < byte_col.saturating_sub(1))
+        .count();
+    Some((line, upto + 1))
 }
 
 /// `a.b[2].c` from steps.
@@ -378,15 +476,17 @@ fn expand_sweep(base: &Scenario) -> Result<Vec<Variant>, SweepError> {
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(", ");
+        // The swept value a problem at `err_path` comes from: the one at that path, inside
+        // it, or containing it.
         let blame = |err_path: &str| {
             axes.iter()
                 .zip(&pick)
-                .find(|((k, _, _), _)| err_path.starts_with(k.as_str()))
+                .find(|((k, _, _), _)| err_path.starts_with(k.as_str()) || k.starts_with(err_path))
                 .map(|((k, _, _), &i)| vec![key("sweep"), key(k), Step::Index(i)])
                 .unwrap_or_else(|| vec![key("sweep")])
         };
         let scenario: Scenario = serde_path_to_error::deserialize(&v).map_err(|e| {
-            let path = e.path().to_string();
+            let path = render_path(&path_steps(e.path()));
             SweepError {
                 steps: blame(&path),
                 message: format!("in variant {name}: at {path}: {}", e.inner()),

@@ -76,6 +76,11 @@ pub struct PcieSpec {
     pub port_delay_ns: Nanos,
     /// Devices append an ECRC digest (TD = 1) to their requests.
     pub ecrc: bool,
+    /// A receiver sends one Ack DLLP per this many TLPs received.
+    pub ack_every_tlps: Bounded<1, 1024>,
+    /// A root port sends one UpdateFC DLLP per this many TLPs' credits freed (sooner when the
+    /// device could otherwise run out).
+    pub update_fc_every_tlps: Bounded<1, 1024>,
 }
 
 impl Default for PcieSpec {
@@ -88,6 +93,8 @@ impl Default for PcieSpec {
             // cocotbext-pcie `SimPort`: 5 ns per port, two ports per link traversal.
             port_delay_ns: Nanos::new(10.0),
             ecrc: false,
+            ack_every_tlps: Bounded(pcie::DllpPolicy::default().ack_every.into()),
+            update_fc_every_tlps: Bounded(pcie::DllpPolicy::default().update_fc_every.into()),
         }
     }
 }
@@ -104,6 +111,54 @@ pub struct RootComplexSpec {
     pub completion_latency_cycles: Bounded<0, 1_000_000>,
     /// Read Completion Boundary in bytes, 64 or 128.
     pub rcb_bytes: RcbBytes,
+    /// The ingress pipeline accepts one TLP per this many cycles (its throughput limit).
+    pub accept_interval_cycles: Bounded<0, 1_000_000>,
+    /// Flow-control credits each root port advertises for its device's requests.
+    pub credits: CreditsSpec,
+}
+
+/// Receive-buffer credits a root port advertises (PCIe Base 6.0 §2.6.1); 0 means infinite.
+/// Header credits are one per TLP, data credits 16 bytes each.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CreditsSpec {
+    /// PH: posted request headers (memory writes).
+    pub posted_header: Bounded<0, 127>,
+    /// PD: posted data, 16-byte units.
+    pub posted_data: Bounded<0, 2047>,
+    /// NPH: non-posted request headers (reads).
+    pub non_posted_header: Bounded<0, 127>,
+    /// NPD: non-posted data, 16-byte units.
+    pub non_posted_data: Bounded<0, 2047>,
+}
+
+impl Default for CreditsSpec {
+    /// An assumption, not a measurement: 64 headers and 16 KiB of posted data, enough that
+    /// credits do not limit a single Gen5 x16 stream with the default latencies.
+    fn default() -> CreditsSpec {
+        CreditsSpec {
+            posted_header: Bounded(64),
+            posted_data: Bounded(1024),
+            non_posted_header: Bounded(64),
+            non_posted_data: Bounded(64),
+        }
+    }
+}
+
+impl CreditsSpec {
+    /// The advertisement; Endpoints' infinite Completion credits are not the port's to give.
+    pub fn credits(&self) -> pcie::Credits {
+        let mut c = pcie::Credits::INFINITE;
+        c.posted = pcie::ClassCredits {
+            header: self.posted_header.0 as u32,
+            data: self.posted_data.0 as u32,
+        };
+        c.non_posted = pcie::ClassCredits {
+            header: self.non_posted_header.0 as u32,
+            data: self.non_posted_data.0 as u32,
+        };
+        c
+    }
 }
 
 impl Default for RootComplexSpec {
@@ -114,6 +169,8 @@ impl Default for RootComplexSpec {
             request_latency_cycles: Bounded(50),
             completion_latency_cycles: Bounded(50),
             rcb_bytes: RcbBytes(64),
+            accept_interval_cycles: Bounded(1),
+            credits: CreditsSpec::default(),
         }
     }
 }

@@ -1,16 +1,24 @@
 //! A system assembled from a scenario, and how its events are routed between the models.
 //!
-//! The path of a device request in this slice:
+//! The path of a device request:
 //!
 //! ```text
-//! DeviceTx ──link up──▶ IommuIn ──translate──▶ MemoryIn ──DRAM──┬─ write performed
-//!    ▲   (serialise + port delay + RC request latency)          └─ CompletionTx
-//!    │                                                              │ (RC completion latency)
-//!    └──── CompletionIn ◀──link down (serialise + port delay)───────┘
+//! UpFree ─link up─▶ RcIngress ─(accept rate)─▶ RcAccept ─(request latency)─▶ IommuIn
+//!   ▲  ▲               │ Ack DLLP down           │ UpdateFC down               │ translate
+//!   │  └─ UpdateFcIn ◀─┴───── DownFree ◀─────────┘                             ▼
+//!   │                            ▲  CompletionTx ◀─(completion latency)── MemoryIn ─ DRAM
+//!   └── CompletionIn ◀─link down─┘                                     (writes end here)
 //! ```
+//!
+//! Each link direction is a [`pcie::Transmitter`]: `UpFree` / `DownFree` fire when its wire is
+//! free and start the next packet — DLLPs (Acks, UpdateFCs) before waiting TLPs. Upstream
+//! TLPs are pulled from the device's DMA engine; downstream ones (completions) are queued.
 //!
 //! Each handler asks a model what happens and when, then schedules the next event; models
 //! never see the queue. Requests in flight live in a slab so events carry a small key.
+
+mod host;
+mod link;
 
 use crate::check::Checker;
 use crate::engine::{EngineError, EventQueue, Handler};
@@ -20,28 +28,47 @@ use crate::workload::DeviceFeed;
 use bytes::Bytes;
 use cache::{Dram, DramConfig};
 use model_core::{
-    AccessKind, Bdf, ClockDomain, Cycles, IdentityTranslation, Iova, PhysAddr, Span, Tick,
-    TranslationAgent, TranslationRequest,
+    Bdf, ClockDomain, Cycles, IdentityTranslation, Iova, PhysAddr, Span, Tick, TranslationAgent,
 };
 use pcie::{
-    completions_for, Endpoint, EndpointConfig, EndpointError, LinkConfig, LinkDirection, LinkGen,
-    RootComplexConfig, Tlp, TlpKind,
+    AckCounter, DllpPolicy, Endpoint, EndpointConfig, EndpointError, LinkConfig, LinkGen,
+    RootComplexConfig, RootPort, Tlp, Transmitter, UpdateFc,
 };
 use reports::LatencyHistogram;
 use std::collections::BTreeMap;
 
-/// Descriptors kept queued at each device; the feed tops the queue up to this.
-const QUEUE_WINDOW: usize = 8;
 /// Requester ID the root complex uses as completer (the host bridge, 00:00.0).
 const HOST_BRIDGE: Bdf = Bdf::from_raw(0);
 
 /// Everything the engine can be asked to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
-    /// A device may put its next request on its upstream link.
-    DeviceTx {
+    /// A device's upstream wire is free: start its next DLLP or request.
+    UpFree {
         /// Device index.
         dev: u16,
+    },
+    /// A root port's downstream wire is free: start its next DLLP or completion.
+    DownFree {
+        /// Device index.
+        dev: u16,
+    },
+    /// A request's last byte reaches its root port.
+    RcIngress {
+        /// The request.
+        req: Key,
+    },
+    /// The root port's ingress pipeline takes the request; its credits are freed.
+    RcAccept {
+        /// The request.
+        req: Key,
+    },
+    /// An UpdateFC DLLP reaches a device.
+    UpdateFcIn {
+        /// Device index.
+        dev: u16,
+        /// The credits it returns.
+        update: UpdateFc,
     },
     /// A request reaches the IOMMU.
     IommuIn {
@@ -87,6 +114,9 @@ pub enum SimError {
     /// An event referred to a request no longer in flight.
     #[error("event {0:?} refers to a request that is not in flight")]
     Lost(Event),
+    /// A model's state contradicts what the engine knows.
+    #[error("invariant broken: {0}")]
+    Invariant(&'static str),
     /// The IOMMU refused a request; faults become reportable outputs with the VT-d issue.
     #[error("translation fault for device {dev} at {iova}: {reason} (fault handling is not modelled yet)")]
     Fault {
@@ -107,7 +137,7 @@ pub enum Iommu {
 }
 
 impl Iommu {
-    fn agent(&mut self) -> &mut dyn TranslationAgent {
+    pub(crate) fn agent(&mut self) -> &mut dyn TranslationAgent {
         match self {
             Iommu::None(t) => t,
         }
@@ -133,6 +163,24 @@ struct InFlight {
     data: Bytes,
 }
 
+/// What waits on a device's upstream wire (its requests are pulled from the DMA engine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpItem {
+    /// An Ack for completions received.
+    Ack,
+}
+
+/// What waits on a root port's downstream wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownItem {
+    /// An Ack for requests received.
+    Ack,
+    /// Credits returned to the device.
+    UpdateFc(UpdateFc),
+    /// A completion, in the completion slab.
+    Cpl(Key),
+}
+
 /// One endpoint, its link and its work.
 #[derive(Debug, Clone)]
 pub struct Device {
@@ -141,11 +189,16 @@ pub struct Device {
     /// The DMA engine.
     pub endpoint: Endpoint,
     /// Device → root port.
-    pub up: LinkDirection,
+    pub up: Transmitter<UpItem>,
     /// Root port → device.
-    pub down: LinkDirection,
+    pub down: Transmitter<DownItem>,
+    /// The root port's receive side.
+    pub port: RootPort,
+    /// The device's Ack schedule for completions it receives.
+    acks: AckCounter,
     feed: DeviceFeed,
-    tx_scheduled: bool,
+    up_scheduled: bool,
+    down_scheduled: bool,
 }
 
 /// Latency histograms by TLP class.
@@ -192,7 +245,11 @@ impl System {
         let p = &s.platform;
         let gen =
             LinkGen::from_number(p.pcie.gen.0).map_err(|e| SimError::Config(e.to_string()))?;
-        let link = LinkConfig::new(gen, p.pcie.lanes.0, p.pcie.port_delay_ns.span())
+        let dllp = DllpPolicy {
+            ack_every: p.pcie.ack_every_tlps.0 as u32,
+            update_fc_every: p.pcie.update_fc_every_tlps.0 as u32,
+        };
+        let link = LinkConfig::new(gen, p.pcie.lanes.0, p.pcie.port_delay_ns.span(), dllp)
             .map_err(|e| SimError::Config(e.to_string()))?;
         let rc_clock = ClockDomain::from_mhz(p.root_complex.clock_mhz.0)
             .map_err(|e| SimError::Config(format!("root complex: {e}")))?;
@@ -201,6 +258,8 @@ impl System {
             request_latency: rc_clock.span(Cycles(p.root_complex.request_latency_cycles.0)),
             completion_latency: rc_clock.span(Cycles(p.root_complex.completion_latency_cycles.0)),
             rcb: p.root_complex.rcb_bytes.0,
+            accept_interval: rc_clock.span(Cycles(p.root_complex.accept_interval_cycles.0)),
+            credits: p.root_complex.credits.credits(),
         };
         let iommu = match &p.iommu {
             IommuSpec::None { latency_ns } => Iommu::None(IdentityTranslation {
@@ -223,11 +282,20 @@ impl System {
                     mrrs: p.pcie.mrrs_bytes.0,
                     read_tags: d.read_tags.0 as u16,
                     ecrc: p.pcie.ecrc,
+                    tx_credits: rc.credits,
                 }),
-                up: LinkDirection::new(link),
-                down: LinkDirection::new(link),
+                up: Transmitter::new(link),
+                down: Transmitter::new(link),
+                port: RootPort::new(
+                    &rc,
+                    p.pcie.mps_bytes.0,
+                    dllp.ack_every,
+                    dllp.update_fc_every,
+                ),
+                acks: AckCounter::new(dllp.ack_every),
                 feed: DeviceFeed::new(s, &d.name, i),
-                tx_scheduled: false,
+                up_scheduled: false,
+                down_scheduled: false,
             })
             .collect();
         Ok(System {
@@ -250,181 +318,16 @@ impl System {
 
     /// Schedules the first event of every device.
     pub fn start(&mut self, queue: &mut EventQueue<Event>) -> Result<(), SimError> {
-        for (i, d) in self.devices.iter_mut().enumerate() {
-            d.tx_scheduled = true;
-            queue.schedule(Tick::ZERO, Event::DeviceTx { dev: i as u16 })?;
+        for dev in 0..self.devices.len() {
+            self.kick_up(dev as u16, queue)?;
         }
         Ok(())
     }
 
-    fn record(&mut self, class: &'static str, span: Span) {
+    pub(crate) fn record(&mut self, class: &'static str, span: Span) {
         if let Some(h) = self.latency.get_mut(class) {
             h.record_ps(span.as_ps());
         }
-    }
-
-    fn device_tx(
-        &mut self,
-        now: Tick,
-        dev: u16,
-        q: &mut EventQueue<Event>,
-    ) -> Result<(), SimError> {
-        let d = &mut self.devices[usize::from(dev)];
-        d.tx_scheduled = false;
-        while d.endpoint.queued() < QUEUE_WINDOW {
-            match d.feed.next_descriptor() {
-                Some(desc) => d.endpoint.post(desc),
-                None => break,
-            }
-        }
-        if d.up.free_at() > now {
-            d.tx_scheduled = true;
-            return Ok(q.schedule(d.up.free_at(), Event::DeviceTx { dev })?);
-        }
-        let Some(issued) = d.endpoint.poll_transmit(now) else {
-            return Ok(()); // idle, or waiting for a tag: a completion wakes it
-        };
-        let tx = d.up.transmit(now, issued.tlp.wire_bytes());
-        d.tx_scheduled = true;
-        q.schedule(tx.end, Event::DeviceTx { dev })?;
-        let req = self.reqs.insert(InFlight {
-            dev,
-            tlp: issued.tlp,
-            issued: now,
-            started: issued.started,
-            last: issued.last,
-            pa: PhysAddr(0),
-            data: Bytes::new(),
-        });
-        self.tlps += 1;
-        q.schedule(tx.arrival + self.rc.request_latency, Event::IommuIn { req })?;
-        Ok(())
-    }
-
-    fn iommu_in(&mut self, now: Tick, req: Key, q: &mut EventQueue<Event>) -> Result<(), SimError> {
-        let r = self
-            .reqs
-            .get_mut(req)
-            .ok_or(SimError::Lost(Event::IommuIn { req }))?;
-        let access = match r.tlp.kind {
-            TlpKind::MemWrite => AccessKind::Write,
-            _ => AccessKind::Read,
-        };
-        let tr = TranslationRequest {
-            requester: r.tlp.requester,
-            iova: Iova(r.tlp.address),
-            len: r.tlp.payload_bytes_requested() as u32,
-            access,
-            pasid: None,
-        };
-        self.translations += 1;
-        match self.iommu.agent().translate(now, &tr) {
-            Ok(t) => {
-                r.pa = t.pa;
-                q.schedule(now + t.latency, Event::MemoryIn { req })?;
-                Ok(())
-            }
-            Err(f) => Err(SimError::Fault {
-                dev: f.requester,
-                iova: f.iova,
-                reason: f.reason,
-            }),
-        }
-    }
-
-    fn memory_in(
-        &mut self,
-        now: Tick,
-        req: Key,
-        q: &mut EventQueue<Event>,
-    ) -> Result<(), SimError> {
-        let lost = SimError::Lost(Event::MemoryIn { req });
-        let r = self.reqs.get_mut(req).ok_or(lost.clone())?;
-        let bdf = r.tlp.requester;
-        // Only the enabled bytes are read or written.
-        let lead = r.tlp.first_enabled_address() - r.tlp.address;
-        let n = r.tlp.enabled_bytes() as usize;
-        let first = PhysAddr(r.pa.raw() + lead);
-        match r.tlp.kind {
-            TlpKind::MemWrite => {
-                let data = r.tlp.payload.slice(lead as usize..lead as usize + n);
-                let done = self.dram.write(now, first, &data);
-                self.checker.dma_write(now, bdf, first, &data);
-                let r = self.reqs.remove(req).ok_or(lost)?;
-                self.horizon = self.horizon.max(done);
-                self.record(DMA_WRITE, done.saturating_since(r.issued));
-                if r.last {
-                    self.record(DMA_WRITE_TRANSFER, done.saturating_since(r.started));
-                }
-            }
-            _ => {
-                let mut buf = vec![0u8; r.tlp.payload_bytes_requested()];
-                let done = self.dram.read(now, r.pa, &mut buf);
-                let lead = lead as usize;
-                self.checker.dma_read(now, bdf, first, &buf[lead..lead + n]);
-                r.data = Bytes::from(buf);
-                q.schedule(
-                    done + self.rc.completion_latency,
-                    Event::CompletionTx { req },
-                )?;
-            }
-        }
-        Ok(())
-    }
-
-    fn completion_tx(
-        &mut self,
-        now: Tick,
-        req: Key,
-        q: &mut EventQueue<Event>,
-    ) -> Result<(), SimError> {
-        let r = self
-            .reqs
-            .remove(req)
-            .ok_or(SimError::Lost(Event::CompletionTx { req }))?;
-        let d = &mut self.devices[usize::from(r.dev)];
-        let mps = d.endpoint.config().mps;
-        for cpl in completions_for(&r.tlp, self.rc.completer, mps, self.rc.rcb, &r.data) {
-            let tx = d.down.transmit(now, cpl.wire_bytes());
-            let cpl = self.cpls.insert(cpl);
-            self.tlps += 1;
-            q.schedule(tx.arrival, Event::CompletionIn { dev: r.dev, cpl })?;
-        }
-        Ok(())
-    }
-
-    fn completion_in(
-        &mut self,
-        now: Tick,
-        dev: u16,
-        cpl: Key,
-        q: &mut EventQueue<Event>,
-    ) -> Result<(), SimError> {
-        let tlp = self
-            .cpls
-            .remove(cpl)
-            .ok_or(SimError::Lost(Event::CompletionIn { dev, cpl }))?;
-        let d = &mut self.devices[usize::from(dev)];
-        let done = d
-            .endpoint
-            .handle_completion(now, &tlp)
-            .map_err(|error| SimError::Endpoint {
-                dev: d.endpoint.config().bdf,
-                error,
-            })?;
-        let Some(done) = done else {
-            return Ok(());
-        };
-        if !d.tx_scheduled {
-            d.tx_scheduled = true;
-            q.schedule(now.max(d.up.free_at()), Event::DeviceTx { dev })?;
-        }
-        self.horizon = self.horizon.max(now);
-        self.record(DMA_READ, now.saturating_since(done.issued));
-        if let Some((_, started, _)) = done.descriptor_done {
-            self.record(DMA_READ_TRANSFER, now.saturating_since(started));
-        }
-        Ok(())
     }
 
     /// Requests and completions still in flight (zero after a completed run).
@@ -443,10 +346,14 @@ impl Handler<Event> for System {
         q: &mut EventQueue<Event>,
     ) -> Result<(), SimError> {
         match event {
-            Event::DeviceTx { dev } => self.device_tx(now, dev, q),
+            Event::UpFree { dev } => self.up_free(now, dev, q),
+            Event::DownFree { dev } => self.down_free(now, dev, q),
+            Event::RcIngress { req } => self.rc_ingress(now, req, q),
+            Event::RcAccept { req } => self.rc_accept(now, req, q),
+            Event::UpdateFcIn { dev, update } => self.update_fc_in(dev, update, q),
             Event::IommuIn { req } => self.iommu_in(now, req, q),
             Event::MemoryIn { req } => self.memory_in(now, req, q),
-            Event::CompletionTx { req } => self.completion_tx(now, req, q),
+            Event::CompletionTx { req } => self.completion_tx(req, q),
             Event::CompletionIn { dev, cpl } => self.completion_in(now, dev, cpl, q),
         }
     }

@@ -1,0 +1,221 @@
+//! Handlers for the PCIe side: the two directions of each link and the root port.
+
+use super::{DownItem, Event, InFlight, SimError, System, UpItem, DMA_READ, DMA_READ_TRANSFER};
+use crate::engine::EventQueue;
+use crate::slab::Key;
+use bytes::Bytes;
+use model_core::{PhysAddr, Tick};
+use pcie::{completions_for, Need, UpdateFc};
+
+/// Descriptors kept queued at each device; the feed tops the queue up to this.
+const QUEUE_WINDOW: usize = 8;
+
+impl System {
+    /// Makes sure the device's upstream wire will be looked at once it is free.
+    pub(super) fn kick_up(&mut self, dev: u16, q: &mut EventQueue<Event>) -> Result<(), SimError> {
+        let d = &mut self.devices[usize::from(dev)];
+        if !d.up_scheduled {
+            d.up_scheduled = true;
+            q.schedule(q.now().max(d.up.free_at()), Event::UpFree { dev })?;
+        }
+        Ok(())
+    }
+
+    /// Makes sure the root port's downstream wire will be looked at once it is free.
+    fn kick_down(&mut self, dev: u16, q: &mut EventQueue<Event>) -> Result<(), SimError> {
+        let d = &mut self.devices[usize::from(dev)];
+        if !d.down_scheduled {
+            d.down_scheduled = true;
+            q.schedule(q.now().max(d.down.free_at()), Event::DownFree { dev })?;
+        }
+        Ok(())
+    }
+
+    /// The device's wire is free: an Ack if one waits, else the DMA engine's next request.
+    pub(super) fn up_free(
+        &mut self,
+        now: Tick,
+        dev: u16,
+        q: &mut EventQueue<Event>,
+    ) -> Result<(), SimError> {
+        let d = &mut self.devices[usize::from(dev)];
+        d.up_scheduled = false;
+        if d.up.free_at() > now {
+            return self.kick_up(dev, q);
+        }
+        if let Some(sent) = d.up.next_queued(now) {
+            let UpItem::Ack = sent.item;
+            return self.kick_up(dev, q);
+        }
+        while d.endpoint.queued() < QUEUE_WINDOW {
+            match d.feed.next_descriptor() {
+                Some(desc) => d.endpoint.post(desc),
+                None => break,
+            }
+        }
+        let Some(issued) = d.endpoint.poll_transmit(now) else {
+            return Ok(()); // idle, or waiting for a tag or credits: a later event kicks it
+        };
+        let Some(tx) = d.up.send_tlp(now, issued.tlp.tlp_bytes()) else {
+            return Err(SimError::Invariant(
+                "upstream wire busy after it was found free",
+            ));
+        };
+        let req = self.reqs.insert(InFlight {
+            dev,
+            tlp: issued.tlp,
+            issued: now,
+            started: issued.started,
+            last: issued.last,
+            pa: PhysAddr(0),
+            data: Bytes::new(),
+        });
+        self.tlps += 1;
+        q.schedule(tx.arrival, Event::RcIngress { req })?;
+        self.kick_up(dev, q)
+    }
+
+    /// The port's wire is free: DLLPs first, then completions.
+    pub(super) fn down_free(
+        &mut self,
+        now: Tick,
+        dev: u16,
+        q: &mut EventQueue<Event>,
+    ) -> Result<(), SimError> {
+        let d = &mut self.devices[usize::from(dev)];
+        d.down_scheduled = false;
+        if d.down.free_at() > now {
+            return self.kick_down(dev, q);
+        }
+        let Some(sent) = d.down.next_queued(now) else {
+            return Ok(());
+        };
+        match sent.item {
+            DownItem::Ack => {}
+            DownItem::UpdateFc(update) => {
+                q.schedule(sent.at.arrival, Event::UpdateFcIn { dev, update })?;
+            }
+            DownItem::Cpl(cpl) => {
+                self.tlps += 1;
+                q.schedule(sent.at.arrival, Event::CompletionIn { dev, cpl })?;
+            }
+        }
+        self.kick_down(dev, q)
+    }
+
+    /// A request reached its root port: it waits for the ingress pipeline; an Ack may be due.
+    pub(super) fn rc_ingress(
+        &mut self,
+        now: Tick,
+        req: Key,
+        q: &mut EventQueue<Event>,
+    ) -> Result<(), SimError> {
+        let r = self
+            .reqs
+            .get(req)
+            .ok_or(SimError::Lost(Event::RcIngress { req }))?;
+        let dev = r.dev;
+        let d = &mut self.devices[usize::from(dev)];
+        let ingress = d.port.arrive(now, Need::of(&r.tlp));
+        q.schedule(ingress.accepted, Event::RcAccept { req })?;
+        if ingress.ack {
+            d.down.push_dllp(DownItem::Ack);
+            self.kick_down(dev, q)?;
+        }
+        Ok(())
+    }
+
+    /// The ingress pipeline took the request: its credits are freed, it heads for the IOMMU.
+    pub(super) fn rc_accept(
+        &mut self,
+        now: Tick,
+        req: Key,
+        q: &mut EventQueue<Event>,
+    ) -> Result<(), SimError> {
+        let r = self
+            .reqs
+            .get(req)
+            .ok_or(SimError::Lost(Event::RcAccept { req }))?;
+        let dev = r.dev;
+        let d = &mut self.devices[usize::from(dev)];
+        q.schedule(now + self.rc.request_latency, Event::IommuIn { req })?;
+        if let Some(update) = d.port.accept(Need::of(&r.tlp)) {
+            d.down.push_dllp(DownItem::UpdateFc(update));
+            self.kick_down(dev, q)?;
+        }
+        Ok(())
+    }
+
+    /// Credits came back to a device; if it was waiting for them, it may send again.
+    pub(super) fn update_fc_in(
+        &mut self,
+        dev: u16,
+        update: UpdateFc,
+        q: &mut EventQueue<Event>,
+    ) -> Result<(), SimError> {
+        if self.devices[usize::from(dev)]
+            .endpoint
+            .handle_update_fc(update)
+        {
+            self.kick_up(dev, q)?;
+        }
+        Ok(())
+    }
+
+    /// Read data is back at the root complex: its completions queue for the downstream wire.
+    pub(super) fn completion_tx(
+        &mut self,
+        req: Key,
+        q: &mut EventQueue<Event>,
+    ) -> Result<(), SimError> {
+        let r = self
+            .reqs
+            .remove(req)
+            .ok_or(SimError::Lost(Event::CompletionTx { req }))?;
+        let mps = self.devices[usize::from(r.dev)].endpoint.config().mps;
+        for cpl in completions_for(&r.tlp, self.rc.completer, mps, self.rc.rcb, &r.data) {
+            let bytes = cpl.tlp_bytes();
+            let key = self.cpls.insert(cpl);
+            self.devices[usize::from(r.dev)]
+                .down
+                .push_tlp(DownItem::Cpl(key), bytes);
+        }
+        self.kick_down(r.dev, q)
+    }
+
+    /// A completion reached its device.
+    pub(super) fn completion_in(
+        &mut self,
+        now: Tick,
+        dev: u16,
+        cpl: Key,
+        q: &mut EventQueue<Event>,
+    ) -> Result<(), SimError> {
+        let tlp = self
+            .cpls
+            .remove(cpl)
+            .ok_or(SimError::Lost(Event::CompletionIn { dev, cpl }))?;
+        let d = &mut self.devices[usize::from(dev)];
+        if d.acks.received() {
+            d.up.push_dllp(UpItem::Ack);
+            self.kick_up(dev, q)?;
+        }
+        let d = &mut self.devices[usize::from(dev)];
+        let done = d
+            .endpoint
+            .handle_completion(now, &tlp)
+            .map_err(|error| SimError::Endpoint {
+                dev: d.endpoint.config().bdf,
+                error,
+            })?;
+        let Some(done) = done else {
+            return Ok(());
+        };
+        self.horizon = self.horizon.max(now);
+        self.record(DMA_READ, now.saturating_since(done.issued));
+        if let Some((_, started, _)) = done.descriptor_done {
+            self.record(DMA_READ_TRANSFER, now.saturating_since(started));
+        }
+        self.kick_up(dev, q) // a tag is free again
+    }
+}
