@@ -38,8 +38,9 @@ mod write;
 
 pub use latency::LatencyHistogram;
 pub use model::{
-    hex_address, ChainStep, ClassCount, Corruption, CpuStats, Explanation, FaultRecord, Faults,
-    IommuStats, LatencySummary, Report, SimStats, StopReason, Throughput, VariantReport,
+    hex_address, ChainStep, ClassCount, Corruption, CpuStats, DevicePcieStats, Explanation,
+    FaultRecord, Faults, IommuStats, LatencySummary, LinkDirectionStats, PcieStats, Report,
+    SimStats, StopReason, Throughput, VariantReport,
 };
 pub use text::{render_json, render_text};
 pub use write::{write_atomic, write_report_json, WriteError};

@@ -43,12 +43,54 @@ pub struct VariantReport {
     pub latency_ns: BTreeMap<String, LatencySummary>,
     /// DMA payload throughput against the link's physical limit.
     pub throughput: Throughput,
+    /// Per-device PCIe link and DMA-engine counters.
+    #[serde(default)]
+    pub pcie: PcieStats,
     /// IOMMU translation counters.
     pub iommu: IommuStats,
     /// CPU-side memory and cache-maintenance counters.
     pub cpu: CpuStats,
     /// Engine counters and the reason the run stopped.
     pub sim: SimStats,
+}
+
+/// PCIe counters, one entry per device in scenario order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PcieStats {
+    /// The devices.
+    pub devices: Vec<DevicePcieStats>,
+}
+
+/// One device's link and DMA engine.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DevicePcieStats {
+    /// Scenario name of the device.
+    pub name: String,
+    /// Requester ID, `bb:dd.f`.
+    pub requester: String,
+    /// Device → root port.
+    pub up: LinkDirectionStats,
+    /// Root port → device.
+    pub down: LinkDirectionStats,
+    /// Times the DMA engine had a read to send and no free tag.
+    pub tag_stalls: u64,
+    /// Times the DMA engine had a request to send and not the flow-control credits for it.
+    pub credit_stalls: u64,
+}
+
+/// What one direction of a link carried.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LinkDirectionStats {
+    /// TLPs sent.
+    pub tlps: u64,
+    /// DLLPs sent (Acks, UpdateFCs).
+    pub dllps: u64,
+    /// Bytes on the wire, framing included.
+    pub wire_bytes: u64,
+    /// Time the wire was busy, in ns.
+    pub busy_ns: f64,
+    /// Busy time over the run's simulated time, 0 to 1.
+    pub utilisation: f64,
 }
 
 /// Corruption counts per class. Class names are the JSON keys.

@@ -217,6 +217,26 @@ fn render_counters(out: &mut String, v: &VariantReport) {
         "throughput: {:.3} GB/s of {:.3} GB/s link limit ({percent}); {} bytes in {:.3} ns",
         t.gbps, t.link_limit_gbps, t.bytes, t.sim_time_ns
     );
+    for d in &v.pcie.devices {
+        let dir = |l: &crate::LinkDirectionStats| {
+            format!(
+                "{} TLPs + {} DLLPs, {:.1}% busy",
+                l.tlps,
+                l.dllps,
+                100.0 * l.utilisation
+            )
+        };
+        let _ = writeln!(
+            out,
+            "pcie {} ({}): up {}; down {}; tag stalls {}, credit stalls {}",
+            d.name,
+            d.requester,
+            dir(&d.up),
+            dir(&d.down),
+            d.tag_stalls,
+            d.credit_stalls
+        );
+    }
     let i = &v.iommu;
     let lookups = i.iotlb_hits.saturating_add(i.iotlb_misses);
     let hit_rate = if lookups == 0 {

@@ -48,6 +48,7 @@ fn report_and_variant_keys_are_exactly_the_documented_ones() {
             "faults",
             "latency_ns",
             "throughput",
+            "pcie",
             "iommu",
             "cpu",
             "sim"

@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use snoopsim::run::{run_loaded, RunOptions};
+use snoopsim::scenario::values::{GenNumber, Lanes, PayloadSize};
 use snoopsim::scenario::{self, Loaded};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -29,6 +30,8 @@ prevent.",
   snoopsim run scenarios/*.json --out results      run several, reports into results/
   snoopsim run s.json --format json --reproducible print the JSON report, wall_ms = 0
   snoopsim validate scenarios/*.json               check files without running them
+  snoopsim link-model --gen 3 --lanes 8 --mps 256 --mrrs 512
+                                                   analytic DMA bandwidth per transfer size
   snoopsim bench engine                            events per second of the engine
 
 Exit codes: 0 success, 2 bad input (the message names file:line:column and JSON path),
@@ -68,11 +71,63 @@ enum Command {
         #[arg(long, default_value = "out")]
         out: PathBuf,
     },
+    /// Analytic effective DMA bandwidth of one link, per transfer size.
+    #[command(name = "link-model")]
+    LinkModel(LinkModelArgs),
     /// Benchmarks (use a release build).
     Bench {
         #[command(subcommand)]
         what: BenchWhat,
     },
+}
+
+#[derive(clap::Args, Debug)]
+struct LinkModelArgs {
+    /// PCIe generation, 1 to 6.
+    #[arg(long, value_parser = parse_value::<GenNumber, u32>)]
+    gen: u32,
+    /// Link width: 1, 2, 4, 8, 12, 16 or 32.
+    #[arg(long, value_parser = parse_value::<Lanes, u32>)]
+    lanes: u32,
+    /// Max_Payload_Size in bytes.
+    #[arg(long, default_value_t = 256, value_parser = parse_value::<PayloadSize, u32>)]
+    mps: u32,
+    /// Max_Read_Request_Size in bytes.
+    #[arg(long, default_value_t = 512, value_parser = parse_value::<PayloadSize, u32>)]
+    mrrs: u32,
+    /// Transfer sizes in bytes, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "64,128,256,512,1024,1500,2048,4096",
+        value_parser = clap::value_parser!(u64).range(1..=67_108_864)
+    )]
+    sizes: Vec<u64>,
+    /// Requests carry 64-bit addresses (4-DW headers).
+    #[arg(long)]
+    addr64: bool,
+    /// TLPs received per Ack DLLP.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    ack_every: u32,
+    /// TLPs' credits freed per UpdateFC DLLP.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    update_fc_every: u32,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Parses a number and checks it with the scenario format's own range type.
+fn parse_value<T, N>(s: &str) -> Result<N, String>
+where
+    N: std::str::FromStr,
+    T: TryFrom<N, Error = String> + Into<N>,
+{
+    let n: N = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a whole number"))?;
+    T::try_from(n).map(Into::into)
 }
 
 #[derive(Subcommand, Debug)]
@@ -110,6 +165,7 @@ fn main() -> ExitCode {
         } => run(&scenarios, &out, format, RunOptions { reproducible }),
         Command::Validate { scenarios } => validate(&scenarios),
         Command::Demo { out } => demo(&out),
+        Command::LinkModel(args) => link_model(&args),
         Command::Bench {
             what: BenchWhat::Engine { runs, events, json },
         } => bench(runs as usize, events, json),
@@ -212,6 +268,71 @@ fn demo(out: &Path) -> ExitCode {
             ExitCode::from(EXIT_FAILED)
         }
     }
+}
+
+fn link_model(a: &LinkModelArgs) -> ExitCode {
+    let link = pcie::LinkGen::from_number(a.gen).and_then(|gen| {
+        let dllp = pcie::DllpPolicy {
+            ack_every: a.ack_every,
+            update_fc_every: a.update_fc_every,
+        };
+        pcie::LinkConfig::new(gen, a.lanes, model_core::Span::ZERO, dllp)
+    });
+    let link = match link {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let params = pcie::bandwidth::Params {
+        link,
+        mps: a.mps,
+        mrrs: a.mrrs,
+        addr64: a.addr64,
+    };
+    let rows: Vec<_> = a.sizes.iter().map(|s| params.row(*s)).collect();
+    if a.json {
+        let v = serde_json::json!({
+            "gen": a.gen, "lanes": a.lanes, "mps": a.mps, "mrrs": a.mrrs,
+            "addr64": a.addr64, "ack_every": a.ack_every, "update_fc_every": a.update_fc_every,
+            "raw_gbps": link.raw_gbps(), "data_gbps": link.data_gbps(), "rows": rows,
+        });
+        println!("{v:#}");
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "PCIe Gen{} x{}, MPS {}, MRRS {}, {} headers, Ack every {} and UpdateFC every {} TLPs",
+        a.gen,
+        a.lanes,
+        a.mps,
+        a.mrrs,
+        if a.addr64 { "4-DW" } else { "3-DW" },
+        a.ack_every,
+        a.update_fc_every
+    );
+    println!(
+        "raw {:.3} GB/s per direction after line encoding; {:.3} GB/s after {}",
+        link.raw_gbps(),
+        link.data_gbps(),
+        if link.gen.flit_mode() {
+            "flit overhead"
+        } else {
+            "SKP ordered sets"
+        }
+    );
+    println!("effective payload bandwidth, GB/s (transfers start 4 KiB-aligned):");
+    println!(
+        "  {:>8}  {:>8}  {:>8}  {:>8}",
+        "size", "write", "read", "mixed"
+    );
+    for r in &rows {
+        println!(
+            "  {:>8}  {:>8.3}  {:>8.3}  {:>8.3}",
+            r.size, r.write_gbps, r.read_gbps, r.mixed_gbps
+        );
+    }
+    ExitCode::SUCCESS
 }
 
 fn bench(runs: usize, events: u64, json: bool) -> ExitCode {

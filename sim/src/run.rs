@@ -5,7 +5,10 @@ use crate::scenario::{Loaded, Variant};
 use crate::system::{Event, SimError, System};
 use model_core::{Span, Tick};
 use rayon::prelude::*;
-use reports::{CpuStats, Faults, IommuStats, Report, SimStats, Throughput, VariantReport};
+use reports::{
+    CpuStats, DevicePcieStats, Faults, IommuStats, LinkDirectionStats, PcieStats, Report, SimStats,
+    Throughput, VariantReport,
+};
 use std::time::Instant;
 
 /// This build's version, written into every report.
@@ -106,6 +109,7 @@ fn report(
             .map(|(k, h)| ((*k).to_owned(), h.summary()))
             .collect(),
         throughput: Throughput::new(bytes, end.as_ns_f64(), link_limit),
+        pcie: pcie_stats(system, end),
         iommu: IommuStats {
             kind: system.iommu.kind().to_owned(),
             translations: system.translations,
@@ -123,5 +127,33 @@ fn report(
                 StopReason::EventLimit => reports::StopReason::EventLimit,
             },
         },
+    }
+}
+
+fn pcie_stats(system: &System, end: Tick) -> PcieStats {
+    let dir = |l: pcie::LinkStats| LinkDirectionStats {
+        tlps: l.tlps,
+        dllps: l.dllps,
+        wire_bytes: l.wire_bytes,
+        busy_ns: l.busy.as_ns_f64(),
+        utilisation: if end > Tick::ZERO {
+            l.busy.as_ns_f64() / end.as_ns_f64()
+        } else {
+            0.0
+        },
+    };
+    PcieStats {
+        devices: system
+            .devices
+            .iter()
+            .map(|d| DevicePcieStats {
+                name: d.name.clone(),
+                requester: d.endpoint.config().bdf.to_string(),
+                up: dir(d.up.stats()),
+                down: dir(d.down.stats()),
+                tag_stalls: d.endpoint.stats().tag_stalls,
+                credit_stalls: d.endpoint.stats().credit_stalls,
+            })
+            .collect(),
     }
 }

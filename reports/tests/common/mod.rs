@@ -3,8 +3,9 @@
 use std::collections::BTreeMap;
 
 use reports::{
-    ChainStep, ClassCount, Corruption, CpuStats, Explanation, FaultRecord, Faults, IommuStats,
-    LatencySummary, Report, SimStats, StopReason, Throughput, VariantReport,
+    ChainStep, ClassCount, Corruption, CpuStats, DevicePcieStats, Explanation, FaultRecord, Faults,
+    IommuStats, LatencySummary, LinkDirectionStats, PcieStats, Report, SimStats, StopReason,
+    Throughput, VariantReport,
 };
 
 /// A variant with every section filled in, stopping for `stop_reason`.
@@ -94,6 +95,22 @@ pub fn variant(name: &str, stop_reason: StopReason) -> VariantReport {
         },
         latency_ns,
         throughput: Throughput::new(64_000, 20_000.0, 7.877),
+        pcie: PcieStats {
+            devices: vec![DevicePcieStats {
+                name: "nic0".to_owned(),
+                requester: "01:00.0".to_owned(),
+                up: LinkDirectionStats {
+                    tlps: 1000,
+                    dllps: 250,
+                    wire_bytes: 276_000,
+                    busy_ns: 35_000.0,
+                    utilisation: 0.875,
+                },
+                down: LinkDirectionStats::default(),
+                tag_stalls: 0,
+                credit_stalls: 3,
+            }],
+        },
         iommu: IommuStats {
             kind: "vtd".to_owned(),
             translations: 1000,
