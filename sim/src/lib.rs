@@ -17,4 +17,5 @@ pub mod run;
 pub mod scenario;
 pub mod slab;
 pub mod system;
+pub mod tlp_cli;
 pub mod workload;

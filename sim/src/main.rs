@@ -30,6 +30,10 @@ prevent.",
   snoopsim run scenarios/*.json --out results      run several, reports into results/
   snoopsim run s.json --format json --reproducible print the JSON report, wall_ms = 0
   snoopsim validate scenarios/*.json               check files without running them
+  snoopsim tlp decode '40001001 0100000f 00001000 78563412'
+                                                   the fields of a TLP (add --json for JSON)
+  snoopsim tlp encode '{\"kind\":\"MRd64\",\"requester_id\":\"01:00.0\",\"tag\":5,
+                        \"length_dw\":16,\"address\":\"0x1_0000_0000\"}'
   snoopsim link-model --gen 3 --lanes 8 --mps 256 --mrrs 512
                                                    analytic DMA bandwidth per transfer size
   snoopsim bench engine                            events per second of the engine
@@ -71,6 +75,11 @@ enum Command {
         #[arg(long, default_value = "out")]
         out: PathBuf,
     },
+    /// Decode or encode TLP wire bytes (PCIe Base Specification 6.0, §2.2).
+    Tlp {
+        #[command(subcommand)]
+        what: TlpWhat,
+    },
     /// Analytic effective DMA bandwidth of one link, per transfer size.
     #[command(name = "link-model")]
     LinkModel(LinkModelArgs),
@@ -78,6 +87,23 @@ enum Command {
     Bench {
         #[command(subcommand)]
         what: BenchWhat,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TlpWhat {
+    /// Print the fields of a TLP given as hex (spaces, underscores, newlines and 0x allowed).
+    Decode {
+        /// The TLP's bytes in hex, header DWs then payload (and ECRC when TD is set).
+        hex: String,
+        /// Print JSON (which `tlp encode` accepts) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the wire bytes of a TLP described in JSON (the fields `tlp decode --json` prints).
+    Encode {
+        /// The TLP as JSON, e.g. '{"kind": "MRd32", "requester_id": "01:00.0", "length_dw": 1, "address": "0x1000"}'.
+        json: String,
     },
 }
 
@@ -166,6 +192,25 @@ fn main() -> ExitCode {
         Command::Validate { scenarios } => validate(&scenarios),
         Command::Demo { out } => demo(&out),
         Command::LinkModel(args) => link_model(&args),
+        Command::Tlp { what } => {
+            let out = match what {
+                TlpWhat::Decode { hex, json } => snoopsim::tlp_cli::decode_hex(&hex, json),
+                TlpWhat::Encode { json } => snoopsim::tlp_cli::encode_json(&json),
+            };
+            match out {
+                Ok(text) => {
+                    print!("{text}");
+                    if !text.ends_with('\n') {
+                        println!();
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_BAD_INPUT)
+                }
+            }
+        }
         Command::Bench {
             what: BenchWhat::Engine { runs, events, json },
         } => bench(runs as usize, events, json),

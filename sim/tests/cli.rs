@@ -109,3 +109,29 @@ fn run_writes_json_atomically_and_format_json_prints_the_same_report() {
         "no temporary files left"
     );
 }
+
+#[test]
+fn tlp_decode_json_feeds_back_into_encode() {
+    // MWr32, No Snoop, 1 DW at 0x1000 from 01:00.0 (PCIe Base 6.0 §2.2.7.1):
+    // DW0 = Fmt 010b | Type 0 | Attr[0] (bit 12) | Length 1 = 0x40001001.
+    let hex = "40001001 0100000f 00001000 78563412";
+    let (code, json, stderr) = snoopsim(&["tlp", "decode", hex, "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["kind"], "MWr32");
+    assert_eq!(v["no_snoop"], true);
+    assert_eq!(v["address"], "0x1000");
+    let (code, bytes, stderr) = snoopsim(&["tlp", "encode", &json]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(bytes.trim(), hex);
+}
+
+#[test]
+fn tlp_decode_of_garbage_is_an_error_not_a_panic() {
+    for bad in ["zz", "4000", "", "ffffffff ffffffff ffffffff"] {
+        let (code, _, stderr) = snoopsim(&["tlp", "decode", bad]);
+        assert_eq!(code, 2, "{bad:?}: {stderr}");
+        assert!(stderr.starts_with("error: "), "{stderr}");
+        assert!(!stderr.contains("panicked"));
+    }
+}

@@ -29,6 +29,7 @@ pub mod fc;
 pub mod link;
 pub mod rc;
 pub mod tlp;
+pub mod wire;
 
 pub use endpoint::{
     Descriptor, DmaDirection, Endpoint, EndpointConfig, EndpointError, EndpointStats, Issued,

@@ -6,9 +6,9 @@
 //! of §3.6 / §4.2 as the pcie-bench model counts it. Exact byte-level encoding of every TLP
 //! type is the PCIe-model issue's work.
 
+use crate::wire;
 use bytes::Bytes;
 use model_core::Bdf;
-use serde::Serialize;
 
 /// Bytes in one DWORD.
 pub const DW_BYTES: u64 = 4;
@@ -21,30 +21,7 @@ pub const ECRC_BYTES: u64 = 4;
 /// Requests must not cross a 4 KiB address boundary (PCIe Base 6.0 §2.2.7).
 pub const PAGE_BOUNDARY: u64 = 4096;
 
-/// Attributes of a request (PCIe Base 6.0 §2.2.6.4-5): Attr[0] No Snoop, Attr[1] Relaxed
-/// Ordering, Attr[2] ID-Based Ordering.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
-pub struct Attr {
-    /// Attr[0]: the requester asserts no cached copy needs to be snooped.
-    pub no_snoop: bool,
-    /// Attr[1]: the request may pass earlier posted writes.
-    pub relaxed_ordering: bool,
-    /// Attr[2]: ordering only among requests of the same requester ID.
-    pub id_based_ordering: bool,
-}
-
-/// Completion status (PCIe Base 6.0 §2.2.9, Table 2-34).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum CplStatus {
-    /// 000b: Successful Completion.
-    Sc,
-    /// 001b: Unsupported Request.
-    Ur,
-    /// 010b: Configuration Request Retry Status.
-    Crs,
-    /// 100b: Completer Abort.
-    Ca,
-}
+pub use crate::wire::{Attr, CplStatus};
 
 /// What a TLP is, with the fields that only its kind has.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,6 +131,65 @@ impl Tlp {
     /// The byte address of the first enabled byte of a request.
     pub fn first_enabled_address(&self) -> u64 {
         self.address + u64::from((self.first_be & 0xf).trailing_zeros().min(3))
+    }
+
+    /// The exact wire form of this TLP (PCIe Base 6.0 §2.2), for encoding and checking.
+    pub fn to_wire(&self) -> wire::TlpPacket {
+        let width = if self.header_bytes() == HEADER_4DW_BYTES {
+            wire::AddrWidth::Bits64
+        } else {
+            wire::AddrWidth::Bits32
+        };
+        let req = wire::RequestHeader {
+            requester: self.requester,
+            tag: self.tag,
+            first_be: self.first_be,
+            last_be: self.last_be,
+        };
+        let kind = match self.kind {
+            TlpKind::MemRead | TlpKind::MemWrite => wire::TlpKind::Memory {
+                op: if self.kind == TlpKind::MemRead {
+                    wire::MemOp::Read
+                } else {
+                    wire::MemOp::Write
+                },
+                width,
+                req,
+                address: self.address,
+                ph: 0,
+            },
+            TlpKind::CplD {
+                completer,
+                status,
+                byte_count,
+                lower_address,
+            } => wire::TlpKind::Completion {
+                data: true,
+                locked: false,
+                cpl: wire::CompletionHeader {
+                    completer,
+                    status,
+                    bcm: false,
+                    byte_count: byte_count as u16,
+                    requester: self.requester,
+                    tag: self.tag,
+                    lower_address,
+                },
+            },
+        };
+        wire::TlpPacket {
+            pasid: None,
+            kind,
+            tc: self.tc,
+            attr: self.attr,
+            th: false,
+            ln: false,
+            td: self.td,
+            ep: false,
+            at: wire::AddressType::Untranslated,
+            length_dw: self.length_dw,
+            payload: self.payload.clone(),
+        }
     }
 
     /// A short name for traces and reports.
