@@ -76,6 +76,18 @@ pub struct DevicePcieStats {
     pub tag_stalls: u64,
     /// Times the DMA engine had a request to send and not the flow-control credits for it.
     pub credit_stalls: u64,
+    /// Reads ended by the Completion Timeout mechanism.
+    #[serde(default)]
+    pub completion_timeouts: u64,
+    /// Completions matching no outstanding read (e.g. after a timeout).
+    #[serde(default)]
+    pub unexpected_completions: u64,
+    /// Reads ended by an error completion (UR, CA, CRS).
+    #[serde(default)]
+    pub error_completions: u64,
+    /// Transfers that failed because one of their reads did.
+    #[serde(default)]
+    pub failed_transfers: u64,
 }
 
 /// What one direction of a link carried.

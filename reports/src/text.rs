@@ -236,6 +236,17 @@ fn render_counters(out: &mut String, v: &VariantReport) {
             d.tag_stalls,
             d.credit_stalls
         );
+        if d.completion_timeouts + d.unexpected_completions + d.error_completions > 0 {
+            let _ = writeln!(
+                out,
+                "  READ ERRORS: {} completion timeouts, {} error completions, {} unexpected \
+                 completions; {} transfers failed",
+                d.completion_timeouts,
+                d.error_completions,
+                d.unexpected_completions,
+                d.failed_transfers
+            );
+        }
     }
     let i = &v.iommu;
     let lookups = i.iotlb_hits.saturating_add(i.iotlb_misses);

@@ -149,9 +149,15 @@ pub trait Handler<E> {
     /// Handles one event at `now`, scheduling follow-ups on `queue`.
     fn handle(&mut self, now: Tick, event: E, queue: &mut EventQueue<E>)
         -> Result<(), Self::Error>;
+
+    /// The workload is done: events still queued (timers that can no longer matter) are
+    /// not run. Called before every event, so it must be cheap.
+    fn finished(&self) -> bool {
+        false
+    }
 }
 
-/// Runs events until none is left or a limit is reached.
+/// Runs events until the workload is done, none is left, or a limit is reached.
 pub fn run<E, H: Handler<E>>(
     queue: &mut EventQueue<E>,
     handler: &mut H,
@@ -161,6 +167,9 @@ pub fn run<E, H: Handler<E>>(
         let Some(at) = queue.peek_tick() else {
             return Ok(StopReason::Completed);
         };
+        if handler.finished() {
+            return Ok(StopReason::Completed);
+        }
         if at >= limits.max_time {
             return Ok(StopReason::TimeLimit);
         }
@@ -218,6 +227,55 @@ mod tests {
             q.schedule_in(Span::from_ns(1), ev + 1);
             Ok(())
         }
+    }
+
+    /// Work until `until`, plus a far-off timer that must not hold the run open.
+    struct WithTimer {
+        until: u32,
+        done: bool,
+    }
+    impl Handler<u32> for WithTimer {
+        type Error = EngineError;
+        fn handle(
+            &mut self,
+            _now: Tick,
+            ev: u32,
+            q: &mut EventQueue<u32>,
+        ) -> Result<(), EngineError> {
+            if ev == 0 {
+                q.schedule_in(Span::from_ns(1_000_000), u32::MAX); // the timer
+            }
+            if ev < self.until {
+                q.schedule_in(Span::from_ns(1), ev + 1);
+            } else {
+                self.done = true;
+            }
+            Ok(())
+        }
+        fn finished(&self) -> bool {
+            self.done
+        }
+    }
+
+    #[test]
+    fn a_finished_workload_ends_the_run_without_waiting_for_stale_timers() {
+        let mut q = EventQueue::new();
+        q.schedule(Tick::ZERO, 0).unwrap();
+        let mut h = WithTimer {
+            until: 10,
+            done: false,
+        };
+        let limits = Limits {
+            max_time: Tick::MAX,
+            max_events: u64::MAX,
+        };
+        assert_eq!(run(&mut q, &mut h, limits), Ok(StopReason::Completed));
+        assert_eq!(
+            q.now(),
+            Tick::from_ps(10_000),
+            "stopped at the last real event"
+        );
+        assert_eq!(q.pending(), 1, "the timer was left unrun");
     }
 
     #[test]

@@ -153,6 +153,10 @@ fn pcie_stats(system: &System, end: Tick) -> PcieStats {
                 down: dir(d.down.stats()),
                 tag_stalls: d.endpoint.stats().tag_stalls,
                 credit_stalls: d.endpoint.stats().credit_stalls,
+                completion_timeouts: d.endpoint.stats().completion_timeouts,
+                unexpected_completions: d.endpoint.stats().unexpected_completions,
+                error_completions: d.endpoint.stats().error_completions,
+                failed_transfers: d.endpoint.stats().failed_transfers,
             })
             .collect(),
     }

@@ -5,19 +5,19 @@
 //! pseudo-random from the scenario seed (xoshiro256++), so it is real, distinct per buffer
 //! and identical from run to run.
 
-use crate::scenario::{DeviceOp, Scenario, StreamDirection, Workload};
+use crate::scenario::{DeviceOp, RequestAttrs, Scenario, StreamDirection, Workload};
 use bytes::Bytes;
-use pcie::{Attr, Descriptor, DmaDirection};
+use pcie::{Descriptor, DmaDirection};
 use rand_xoshiro::rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 /// One DMA transfer before it gets data and an id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 struct Transfer {
     direction: DmaDirection,
     address: u64,
     len: u32,
-    attr: Attr,
+    attrs: RequestAttrs,
 }
 
 #[derive(Debug, Clone)]
@@ -27,7 +27,7 @@ enum Source {
         base: u64,
         stride: u64,
         len: u32,
-        attr: Attr,
+        attrs: RequestAttrs,
         /// Transfers in all (a mixed stream has two per buffer).
         total: u64,
     },
@@ -62,11 +62,7 @@ impl DeviceFeed {
                     stride: s.stride_bytes,
                     // The scenario bounds transfers to 64 MiB.
                     len: u32::try_from(s.transfer_bytes).unwrap_or(u32::MAX),
-                    attr: Attr {
-                        no_snoop: s.no_snoop,
-                        relaxed_ordering: s.relaxed_ordering,
-                        id_based_ordering: false,
-                    },
+                    attrs: s.attrs.clone(),
                     total: s.count * passes,
                 }
             }
@@ -94,7 +90,7 @@ impl DeviceFeed {
                 base,
                 stride,
                 len,
-                attr,
+                attrs,
                 total,
             } => {
                 if n >= *total {
@@ -110,12 +106,17 @@ impl DeviceFeed {
                     direction: dir,
                     address: base.wrapping_add(buffer.wrapping_mul(*stride)),
                     len: *len,
-                    attr: *attr,
+                    attrs: attrs.clone(),
                 })
             }
-            Source::Program(ops) => usize::try_from(n).ok().and_then(|i| ops.get(i)).copied(),
+            Source::Program(ops) => usize::try_from(n).ok().and_then(|i| ops.get(i)).cloned(),
             Source::Idle => None,
         }
+    }
+
+    /// Every descriptor has been handed out.
+    pub fn is_exhausted(&self) -> bool {
+        self.transfer_at(self.next).is_none()
     }
 
     /// The next descriptor, or `None` when the device's work is all handed out.
@@ -136,8 +137,10 @@ impl DeviceFeed {
             direction: t.direction,
             address: t.address,
             len: t.len,
-            attr: t.attr,
-            tc: 0,
+            attr: t.attrs.attr(),
+            tc: t.attrs.tc.0 as u8,
+            at: t.attrs.address_type(),
+            pasid: t.attrs.prefix(),
             data,
         })
     }
@@ -152,10 +155,6 @@ fn transfer(op: &DeviceOp) -> Transfer {
         },
         address: d.address.0,
         len: u32::try_from(d.bytes.0).unwrap_or(u32::MAX),
-        attr: Attr {
-            no_snoop: d.no_snoop,
-            relaxed_ordering: d.relaxed_ordering,
-            id_based_ordering: false,
-        },
+        attrs: d.attrs.clone(),
     }
 }

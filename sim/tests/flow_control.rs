@@ -58,3 +58,29 @@ fn infinite_credits_never_stall_and_the_queue_grows_at_the_root_complex_instead(
     // ...but writes queue up in front of it: the last waits for most of the run.
     assert!(v.latency_ns["dma_write"].max > 100_000.0);
 }
+
+#[test]
+fn reads_slower_than_the_completion_timeout_fail_and_their_late_data_is_unexpected() {
+    // DRAM answers after 3 µs; the device gives up on a read after 1 µs.
+    let text = r#"{"name": "timeouts", "seed": 1,
+  "platform": {"dram": {"latency_ns": 3000}},
+  "devices": [{"name": "d", "bdf": "01:00.0", "read_tags": 8, "completion_timeout_us": 1}],
+  "workload": {"stream": {"device": "d", "direction": "read", "transfer_bytes": 1024,
+                          "count": 4, "base": "0x0"}}
+}"#;
+    let loaded = scenario::parse(Path::new("<timeouts>"), text).unwrap();
+    let r = run_loaded(&loaded, RunOptions::default()).unwrap();
+    let v = &r.variants[0];
+    assert_eq!(v.sim.stop_reason, reports::StopReason::Completed);
+    let d = &v.pcie.devices[0];
+    // 4 transfers × 2 requests of MRRS 512: every one times out, every completion is late.
+    assert_eq!(d.completion_timeouts, 8);
+    assert_eq!(d.failed_transfers, 4);
+    assert_eq!(
+        d.unexpected_completions,
+        8 * 2,
+        "two 256-byte completions per request"
+    );
+    assert_eq!(v.latency_ns["dma_read"].count, 0, "no read succeeded");
+    assert!(reports::render_text(&r).contains("READ ERRORS: 8 completion timeouts"));
+}

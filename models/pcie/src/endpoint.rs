@@ -11,11 +11,11 @@
 //! [`Endpoint::handle_completion`] for each arriving completion.
 
 use crate::fc::{Credits, FcClass, FcGate, Need, UpdateFc, DATA_CREDIT_BYTES};
-use crate::tlp::{dw_span, Attr, CplStatus, Tlp, TlpKind, DW_BYTES};
+use crate::tlp::{dw_span, AddressType, Attr, CplStatus, PasidPrefix, Tlp, TlpKind, DW_BYTES};
 use bytes::Bytes;
-use model_core::{Bdf, Tick};
+use model_core::{Bdf, Span, Tick};
 use serde::Serialize;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// Largest tag count with 10-bit tags (PCIe Base 6.0 §2.2.6.2).
 pub const MAX_TAGS_10BIT: u16 = 1024;
@@ -45,6 +45,9 @@ pub struct EndpointConfig {
     pub ecrc: bool,
     /// Credits the root port advertised for the device's requests.
     pub tx_credits: Credits,
+    /// A read with no completion for this long fails (PCIe Base 6.0 §2.8, Device Control 2
+    /// Completion Timeout Value; the default range is 50 µs to 50 ms).
+    pub completion_timeout: Span,
 }
 
 /// One transfer handed to the engine.
@@ -62,6 +65,10 @@ pub struct Descriptor {
     pub attr: Attr,
     /// Traffic class.
     pub tc: u8,
+    /// Address Type of every request: untranslated, or translated by ATS beforehand.
+    pub at: AddressType,
+    /// PASID prefix on every request, if any.
+    pub pasid: Option<PasidPrefix>,
     /// For writes: the `len` bytes to write.
     pub data: Bytes,
 }
@@ -79,36 +86,25 @@ pub struct Issued {
     pub last: bool,
 }
 
-/// A read request whose data has all arrived.
+/// A read request that finished: all its data arrived, or it failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadDone {
     /// The tag the request used (now free again).
     pub tag: u16,
     /// When the request was issued.
     pub issued: Tick,
-    /// Set when this request completed its descriptor: (descriptor id, tick the engine began
-    /// it, the bytes read).
+    /// SC, or the error status that ended it (UR, CA, CRS).
+    pub status: CplStatus,
+    /// Set when this request completed its descriptor successfully: (descriptor id, tick the
+    /// engine began it, the bytes read).
     pub descriptor_done: Option<(u64, Tick, Bytes)>,
 }
 
-/// Completions the engine cannot accept (PCIe Base 6.0 §2.3.2: Unexpected Completion, or a
-/// completion reporting an error).
+/// A TLP the DMA engine cannot be handed: an engine wiring bug, not a modelled event.
+/// (Unexpected and error completions, and timeouts, are modelled: they are counted in
+/// [`EndpointStats`].)
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EndpointError {
-    /// No read is outstanding with this tag.
-    #[error("unexpected completion: no read outstanding with tag {tag}")]
-    UnexpectedCompletion {
-        /// The completion's tag.
-        tag: u16,
-    },
-    /// The completer answered with a status other than SC.
-    #[error("read with tag {tag} completed with status {status:?}")]
-    CompletionStatus {
-        /// The completion's tag.
-        tag: u16,
-        /// Its status.
-        status: CplStatus,
-    },
     /// A request TLP was handed to the endpoint as a completion.
     #[error("a {0} arrived where a completion was expected")]
     NotACompletion(&'static str),
@@ -131,12 +127,22 @@ pub struct EndpointStats {
     pub tag_stalls: u64,
     /// Times the engine had a request to send but not the flow-control credits for it.
     pub credit_stalls: u64,
+    /// Completions matching no outstanding read (PCIe Base 6.0 §2.3.2: Unexpected
+    /// Completion), e.g. arriving after their read timed out.
+    pub unexpected_completions: u64,
+    /// Reads ended by a completion with an error status (UR, CA, CRS).
+    pub error_completions: u64,
+    /// Reads ended by the Completion Timeout mechanism (§2.8).
+    pub completion_timeouts: u64,
+    /// Descriptors that did not complete because one of their reads failed.
+    pub failed_transfers: u64,
 }
 
 #[derive(Debug, Clone)]
 struct OutstandingRead {
     descriptor: u64,
     issued: Tick,
+    deadline: Tick,
     /// Offset of this request's first byte within the descriptor.
     offset: usize,
     len: usize,
@@ -162,6 +168,8 @@ pub struct Endpoint {
     head_started: Tick,
     free_tags: VecDeque<u16>,
     outstanding: BTreeMap<u16, OutstandingRead>,
+    /// (deadline, tag) of every outstanding read, earliest first.
+    deadlines: BTreeSet<(Tick, u16)>,
     reads: BTreeMap<u64, ReadBuffer>,
     stats: EndpointStats,
     blocked_on_tag: bool,
@@ -179,6 +187,7 @@ impl Endpoint {
             cursor: 0,
             head_started: Tick::ZERO,
             outstanding: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
             reads: BTreeMap::new(),
             stats: EndpointStats::default(),
             blocked_on_tag: false,
@@ -277,11 +286,14 @@ impl Endpoint {
                         },
                     );
                 }
+                let deadline = now + self.config.completion_timeout;
+                self.deadlines.insert((deadline, tag));
                 self.outstanding.insert(
                     tag,
                     OutstandingRead {
                         descriptor: head.id,
                         issued: now,
+                        deadline,
                         offset: offset as usize,
                         len: len as usize,
                         received: 0,
@@ -299,6 +311,8 @@ impl Endpoint {
             tag,
             tc: head.tc,
             attr: head.attr,
+            at: head.at,
+            pasid: head.pasid,
             td: self.config.ecrc,
             address: dw_addr,
             length_dw,
@@ -329,7 +343,43 @@ impl Endpoint {
         std::mem::take(&mut self.blocked_on_credit)
     }
 
-    /// Accepts a completion. Returns the finished read when this completion was its last.
+    /// When the earliest outstanding read times out, if any read is outstanding: the engine
+    /// calls [`Self::handle_timeouts`] then.
+    pub fn next_timeout(&self) -> Option<Tick> {
+        self.deadlines.first().map(|(t, _)| *t)
+    }
+
+    /// Ends every read whose deadline has passed; returns how many.
+    pub fn handle_timeouts(&mut self, now: Tick) -> u64 {
+        let mut n = 0;
+        while let Some(&(deadline, tag)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.stats.completion_timeouts += 1;
+            if let Some(out) = self.finish(tag) {
+                self.fail_descriptor(out.descriptor);
+            }
+            n += 1;
+        }
+        n
+    }
+
+    /// Frees `tag` and fails its descriptor (a read of it failed or timed out).
+    fn finish(&mut self, tag: u16) -> Option<OutstandingRead> {
+        let out = self.outstanding.remove(&tag)?;
+        self.deadlines.remove(&(out.deadline, tag));
+        self.free_tags.push_back(tag);
+        Some(out)
+    }
+
+    fn fail_descriptor(&mut self, descriptor: u64) {
+        if self.reads.remove(&descriptor).is_some() {
+            self.stats.failed_transfers += 1;
+        }
+    }
+
+    /// Accepts a completion. Returns the read it finished, if it finished one.
     pub fn handle_completion(
         &mut self,
         _now: Tick,
@@ -346,43 +396,58 @@ impl Endpoint {
         };
         let tag = tlp.tag;
         let Some(out) = self.outstanding.get_mut(&tag) else {
-            return Err(EndpointError::UnexpectedCompletion { tag });
+            self.stats.unexpected_completions += 1;
+            return Ok(None);
         };
-        if status != CplStatus::Sc {
-            return Err(EndpointError::CompletionStatus { tag, status });
-        }
         self.stats.completions += 1;
+        if status != CplStatus::Sc {
+            self.stats.error_completions += 1;
+            let out = self.finish(tag);
+            if let Some(o) = &out {
+                self.fail_descriptor(o.descriptor);
+            }
+            return Ok(out.map(|o| ReadDone {
+                tag,
+                issued: o.issued,
+                status,
+                descriptor_done: None,
+            }));
+        }
         // The first byte of this completion's payload that belongs to the request.
         let skip = usize::from(lower_address) % DW_BYTES as usize;
         let avail = tlp.payload.len().saturating_sub(skip);
         let take = avail.min(byte_count as usize).min(out.len - out.received);
-        let buf = self
-            .reads
-            .get_mut(&out.descriptor)
-            .ok_or(EndpointError::UnexpectedCompletion { tag })?;
         let at = out.offset + out.received;
-        buf.data[at..at + take].copy_from_slice(&tlp.payload[skip..skip + take]);
-        buf.missing -= take;
         out.received += take;
         self.stats.bytes_read += take as u64;
-        if out.received < out.len {
+        let finished = out.received >= out.len;
+        let (descriptor, last) = (out.descriptor, out.last);
+        // A descriptor that already failed keeps no buffer: its late data is dropped.
+        let complete = match self.reads.get_mut(&descriptor) {
+            Some(buf) => {
+                buf.data[at..at + take].copy_from_slice(&tlp.payload[skip..skip + take]);
+                buf.missing -= take;
+                buf.missing == 0
+            }
+            None => false,
+        };
+        if !finished {
             return Ok(None);
         }
-        let done = self
-            .outstanding
-            .remove(&tag)
-            .ok_or(EndpointError::UnexpectedCompletion { tag })?;
-        self.free_tags.push_back(tag);
-        let descriptor_done = if done.last && buf.missing == 0 {
+        let Some(done) = self.finish(tag) else {
+            return Ok(None);
+        };
+        let descriptor_done = if last && complete {
             self.reads
-                .remove(&done.descriptor)
-                .map(|b| (done.descriptor, b.started, Bytes::from(b.data)))
+                .remove(&descriptor)
+                .map(|b| (descriptor, b.started, Bytes::from(b.data)))
         } else {
             None
         };
         Ok(Some(ReadDone {
             tag,
             issued: done.issued,
+            status,
             descriptor_done,
         }))
     }
@@ -401,6 +466,7 @@ mod tests {
             read_tags: tags,
             ecrc: false,
             tx_credits: Credits::INFINITE,
+            completion_timeout: Span::from_ns(50_000),
         })
     }
 
@@ -412,6 +478,8 @@ mod tests {
             len,
             attr: Attr::default(),
             tc: 0,
+            at: AddressType::Untranslated,
+            pasid: None,
             data: Bytes::from((0..len).map(|i| i as u8).collect::<Vec<_>>()),
         }
     }
@@ -498,6 +566,57 @@ mod tests {
     }
 
     #[test]
+    fn a_read_without_completion_times_out_frees_its_tag_and_fails_its_transfer() {
+        let mut e = ep(128, 128, 1);
+        e.post(desc(DmaDirection::Read, 0x1000, 256));
+        let first = e.poll_transmit(Tick::from_ps(1_000)).unwrap();
+        assert!(
+            e.poll_transmit(Tick::from_ps(1_000)).is_none(),
+            "one tag only"
+        );
+        let deadline = Tick::from_ps(1_000) + Span::from_ns(50_000);
+        assert_eq!(e.next_timeout(), Some(deadline));
+        assert_eq!(e.handle_timeouts(Tick::from_ps(deadline.as_ps() - 1)), 0);
+        assert_eq!(e.handle_timeouts(deadline), 1);
+        assert_eq!(e.stats().completion_timeouts, 1);
+        assert_eq!(e.stats().failed_transfers, 1);
+        assert_eq!(e.next_timeout(), None);
+        // The tag is free: the second half of the transfer goes out...
+        assert!(e.poll_transmit(deadline).is_some());
+        // ...and the late completion for the first request is unexpected data for a failed
+        // transfer: it is counted, not fatal.
+        let span = Bytes::from(vec![0; 128]);
+        for c in completions_for(&first.tlp, Bdf::from_raw(0), 128, RCB_BYTES, &span) {
+            let done = e.handle_completion(deadline, &c).unwrap();
+            assert!(done.is_none_or(|d| d.descriptor_done.is_none()));
+        }
+    }
+
+    #[test]
+    fn an_unsupported_request_completion_ends_the_read_with_its_status() {
+        let mut e = ep(128, 128, 4);
+        e.post(desc(DmaDirection::Read, 0x1000, 64));
+        let req = e.poll_transmit(Tick::ZERO).unwrap().tlp;
+        let mut c = completions_for(
+            &req,
+            Bdf::from_raw(0),
+            128,
+            RCB_BYTES,
+            &Bytes::from(vec![0; 64]),
+        );
+        let TlpKind::CplD { ref mut status, .. } = c[0].kind else {
+            unreachable!()
+        };
+        *status = CplStatus::Ur;
+        let done = e.handle_completion(Tick::ZERO, &c[0]).unwrap().unwrap();
+        assert_eq!(done.status, CplStatus::Ur);
+        assert!(done.descriptor_done.is_none());
+        assert_eq!(e.stats().error_completions, 1);
+        assert_eq!(e.stats().failed_transfers, 1);
+        assert!(e.is_idle());
+    }
+
+    #[test]
     fn unaligned_read_reassembles_exact_bytes() {
         let mut e = ep(128, 128, 8);
         e.post(desc(DmaDirection::Read, 0x1003, 300));
@@ -531,6 +650,8 @@ mod tests {
                 tag: 5,
                 tc: 0,
                 attr: Attr::default(),
+                at: AddressType::Untranslated,
+                pasid: None,
                 td: false,
                 address: 0x1000,
                 length_dw: 1,
@@ -543,9 +664,7 @@ mod tests {
             RCB_BYTES,
             &Bytes::from(vec![0; 4]),
         );
-        assert_eq!(
-            e.handle_completion(Tick::ZERO, &c.remove(0)),
-            Err(EndpointError::UnexpectedCompletion { tag: 5 })
-        );
+        assert_eq!(e.handle_completion(Tick::ZERO, &c.remove(0)), Ok(None));
+        assert_eq!(e.stats().unexpected_completions, 1);
     }
 }

@@ -261,6 +261,8 @@ mod tests {
             tag: 0,
             tc: 0,
             attr: Attr::default(),
+            at: crate::tlp::AddressType::Untranslated,
+            pasid: None,
             td: false,
             address: a,
             length_dw: dws,

@@ -18,10 +18,12 @@ pub const HEADER_3DW_BYTES: u64 = 12;
 pub const HEADER_4DW_BYTES: u64 = 16;
 /// End-to-end CRC appended when TD is set (PCIe Base 6.0 §2.7.1).
 pub const ECRC_BYTES: u64 = 4;
+/// An End-End TLP prefix (the PASID prefix) is one DW ahead of the header (§2.2.10).
+pub const PREFIX_BYTES: u64 = 4;
 /// Requests must not cross a 4 KiB address boundary (PCIe Base 6.0 §2.2.7).
 pub const PAGE_BOUNDARY: u64 = 4096;
 
-pub use crate::wire::{Attr, CplStatus};
+pub use crate::wire::{AddressType, Attr, CplStatus, PasidPrefix};
 
 /// What a TLP is, with the fields that only its kind has.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +58,10 @@ pub struct Tlp {
     pub tc: u8,
     /// Attributes.
     pub attr: Attr,
+    /// Address Type (requests; completions carry Untranslated).
+    pub at: AddressType,
+    /// PASID TLP prefix (requests only, PCIe Base 6.0 §6.20).
+    pub pasid: Option<PasidPrefix>,
     /// TD: an ECRC digest follows the TLP.
     pub td: bool,
     /// Requests: the DW-aligned byte address of the first DW (address bits 1:0 are zero).
@@ -110,7 +116,12 @@ impl Tlp {
     /// Transaction-layer bytes: header, payload and optional ECRC. The link adds its own
     /// framing ([`crate::link::LinkConfig::tlp_wire_bytes`]).
     pub fn tlp_bytes(&self) -> u64 {
-        self.header_bytes() + self.payload_bytes() + if self.td { ECRC_BYTES } else { 0 }
+        let prefix = if self.pasid.is_some() {
+            PREFIX_BYTES
+        } else {
+            0
+        };
+        prefix + self.header_bytes() + self.payload_bytes() + if self.td { ECRC_BYTES } else { 0 }
     }
 
     /// Bytes of the DW-aligned span a request covers (`length_dw × 4`), payload or not.
@@ -178,7 +189,7 @@ impl Tlp {
             },
         };
         wire::TlpPacket {
-            pasid: None,
+            pasid: self.pasid,
             kind,
             tc: self.tc,
             attr: self.attr,
@@ -186,7 +197,7 @@ impl Tlp {
             ln: false,
             td: self.td,
             ep: false,
-            at: wire::AddressType::Untranslated,
+            at: self.at,
             length_dw: self.length_dw,
             payload: self.payload.clone(),
         }
@@ -216,6 +227,8 @@ mod tests {
             tag: 0,
             tc: 0,
             attr: Attr::default(),
+            at: AddressType::Untranslated,
+            pasid: None,
             td: false,
             address,
             length_dw,

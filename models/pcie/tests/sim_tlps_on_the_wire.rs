@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 use model_core::{Bdf, Tick};
+use pcie::tlp::{AddressType, PasidPrefix};
 use pcie::wire::{self, ValidationContext};
 use pcie::{
     completions_for, Attr, Credits, Descriptor, DmaDirection, Endpoint, EndpointConfig, Tlp,
@@ -55,6 +56,7 @@ fn random_transfers_produce_only_legal_requests_and_completions() {
             read_tags: 1024,
             ecrc: round % 3 == 0,
             tx_credits: Credits::INFINITE,
+            completion_timeout: model_core::Span::from_ns(50_000),
         });
         let high = rng.next_u32() % 2 == 0;
         let address = u64::from(rng.next_u32()) | if high { 1 << 36 } else { 0 };
@@ -75,6 +77,16 @@ fn random_transfers_produce_only_legal_requests_and_completions() {
                 id_based_ordering: false,
             },
             tc: (rng.next_u32() % 8) as u8,
+            at: if rng.next_u32() % 4 == 0 {
+                AddressType::Translated
+            } else {
+                AddressType::Untranslated
+            },
+            pasid: (rng.next_u32() % 2 == 0).then(|| PasidPrefix {
+                pasid: rng.next_u32() & 0xf_ffff,
+                execute: false,
+                privileged: rng.next_u32() % 2 == 0,
+            }),
             data: Bytes::from(vec![0xa5; len as usize]),
         });
         while let Some(issued) = ep.poll_transmit(Tick::ZERO) {

@@ -109,6 +109,10 @@ pub fn variant(name: &str, stop_reason: StopReason) -> VariantReport {
                 down: LinkDirectionStats::default(),
                 tag_stalls: 0,
                 credit_stalls: 3,
+                completion_timeouts: 0,
+                unexpected_completions: 0,
+                error_completions: 0,
+                failed_transfers: 0,
             }],
         },
         iommu: IommuStats {

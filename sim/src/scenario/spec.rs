@@ -237,6 +237,86 @@ pub struct DeviceSpec {
     /// Read requests the DMA engine may have outstanding (tags), 1 to 1024.
     #[serde(default = "default_read_tags")]
     pub read_tags: Bounded<1, 1024>,
+    /// A read with no completion for this long fails, in µs (PCIe Base 6.0 §2.8; the
+    /// default range of the Completion Timeout Value is 50 µs to 50 ms, and 50 ms is used).
+    #[serde(default = "default_completion_timeout_us")]
+    pub completion_timeout_us: Bounded<1, 10_000_000>,
+}
+
+fn default_completion_timeout_us() -> Bounded<1, 10_000_000> {
+    Bounded(50_000)
+}
+
+/// Per-request attributes shared by every DMA form.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RequestAttrs {
+    /// Attr[0] No Snoop.
+    pub no_snoop: bool,
+    /// Attr[1] Relaxed Ordering.
+    pub relaxed_ordering: bool,
+    /// Attr[2] ID-Based Ordering.
+    pub id_based_ordering: bool,
+    /// Traffic class, 0 to 7.
+    pub tc: Bounded<0, 7>,
+    /// Address Type: "untranslated" (the IOMMU translates) or "translated" (the device used
+    /// ATS beforehand, PCIe Base 6.0 §10.2).
+    pub at: AtSpec,
+    /// PASID TLP prefix (PCIe Base 6.0 §6.20), or null.
+    pub pasid: Option<PasidSpec>,
+}
+
+/// Address Type of a request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AtSpec {
+    /// AT = 00b.
+    #[default]
+    Untranslated,
+    /// AT = 10b.
+    Translated,
+}
+
+/// A PASID prefix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasidSpec {
+    /// The 20-bit PASID.
+    pub pasid: Bounded<0, 0xf_ffff>,
+    /// Execute Requested.
+    #[serde(default)]
+    pub execute: bool,
+    /// Privileged Mode Requested.
+    #[serde(default)]
+    pub privileged: bool,
+}
+
+impl RequestAttrs {
+    /// The TLP attribute bits.
+    pub fn attr(&self) -> pcie::Attr {
+        pcie::Attr {
+            no_snoop: self.no_snoop,
+            relaxed_ordering: self.relaxed_ordering,
+            id_based_ordering: self.id_based_ordering,
+        }
+    }
+
+    /// The Address Type field.
+    pub fn address_type(&self) -> pcie::tlp::AddressType {
+        match self.at {
+            AtSpec::Untranslated => pcie::tlp::AddressType::Untranslated,
+            AtSpec::Translated => pcie::tlp::AddressType::Translated,
+        }
+    }
+
+    /// The PASID prefix.
+    pub fn prefix(&self) -> Option<pcie::tlp::PasidPrefix> {
+        self.pasid.as_ref().map(|p| pcie::tlp::PasidPrefix {
+            pasid: p.pasid.0 as u32,
+            execute: p.execute,
+            privileged: p.privileged,
+        })
+    }
 }
 
 fn default_read_tags() -> Bounded<1, 1024> {
@@ -281,10 +361,8 @@ pub struct StreamSpec {
     pub base: HexAddr,
     /// Distance between buffers in bytes (defaults to the transfer size).
     pub stride_bytes: u64,
-    /// Requests carry the No Snoop attribute.
-    pub no_snoop: bool,
-    /// Requests carry the Relaxed Ordering attribute.
-    pub relaxed_ordering: bool,
+    /// Attributes of every request.
+    pub attrs: RequestAttrs,
 }
 
 /// The stream as written, before the checks that involve several fields.
@@ -299,9 +377,7 @@ pub struct RawStream {
     #[serde(default)]
     stride_bytes: Option<u64>,
     #[serde(default)]
-    no_snoop: bool,
-    #[serde(default)]
-    relaxed_ordering: bool,
+    attrs: RequestAttrs,
 }
 
 impl TryFrom<RawStream> for StreamSpec {
@@ -335,8 +411,7 @@ impl TryFrom<RawStream> for StreamSpec {
             count: r.count.0,
             base: r.base,
             stride_bytes: stride,
-            no_snoop: r.no_snoop,
-            relaxed_ordering: r.relaxed_ordering,
+            attrs: r.attrs,
         })
     }
 }
@@ -350,8 +425,7 @@ impl From<StreamSpec> for RawStream {
             count: Bounded(s.count),
             base: s.base,
             stride_bytes: Some(s.stride_bytes),
-            no_snoop: s.no_snoop,
-            relaxed_ordering: s.relaxed_ordering,
+            attrs: s.attrs,
         }
     }
 }
@@ -423,12 +497,9 @@ pub struct DmaOp {
     pub address: HexAddr,
     /// Bytes to move.
     pub bytes: Bounded<1, MAX_TRANSFER_BYTES>,
-    /// Requests carry the No Snoop attribute.
+    /// Attributes of every request.
     #[serde(default)]
-    pub no_snoop: bool,
-    /// Requests carry the Relaxed Ordering attribute.
-    #[serde(default)]
-    pub relaxed_ordering: bool,
+    pub attrs: RequestAttrs,
 }
 
 /// Limits that end a run early; hitting one is reported.

@@ -103,6 +103,13 @@ impl From<RcbBytes> for u32 {
 #[serde(try_from = "u64", into = "u64")]
 pub struct Bounded<const MIN: u64, const MAX: u64>(pub u64);
 
+impl<const MIN: u64, const MAX: u64> Default for Bounded<MIN, MAX> {
+    /// The lowest value of the range.
+    fn default() -> Self {
+        Bounded(MIN)
+    }
+}
+
 impl<const MIN: u64, const MAX: u64> TryFrom<u64> for Bounded<MIN, MAX> {
     type Error = String;
     fn try_from(v: u64) -> Result<Self, String> {

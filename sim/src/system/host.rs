@@ -5,6 +5,7 @@ use crate::engine::EventQueue;
 use crate::slab::Key;
 use bytes::Bytes;
 use model_core::{AccessKind, Iova, PhysAddr, Tick, TranslationRequest};
+use pcie::tlp::AddressType;
 use pcie::TlpKind;
 
 impl System {
@@ -23,12 +24,19 @@ impl System {
             TlpKind::MemWrite => AccessKind::Write,
             _ => AccessKind::Read,
         };
+        if r.tlp.at == AddressType::Translated {
+            // ATS already translated it (PCIe Base 6.0 §10.2): the address is physical. The
+            // VT-d and AMD-Vi models will check the device may use ATS (context TT, DTE).
+            r.pa = PhysAddr(r.tlp.address);
+            q.schedule(now, Event::MemoryIn { req })?;
+            return Ok(());
+        }
         let tr = TranslationRequest {
             requester: r.tlp.requester,
             iova: Iova(r.tlp.address),
             len: r.tlp.payload_bytes_requested() as u32,
             access,
-            pasid: None,
+            pasid: r.tlp.pasid.map(|p| p.pasid),
         };
         self.translations += 1;
         match self.iommu.agent().translate(now, &tr) {

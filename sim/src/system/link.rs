@@ -61,6 +61,9 @@ impl System {
                 "upstream wire busy after it was found free",
             ));
         };
+        if issued.tlp.kind == pcie::TlpKind::MemRead {
+            self.arm_timer(dev, q)?;
+        }
         let req = self.reqs.insert(InFlight {
             dev,
             tlp: issued.tlp,
@@ -73,6 +76,38 @@ impl System {
         self.tlps += 1;
         q.schedule(tx.arrival, Event::RcIngress { req })?;
         self.kick_up(dev, q)
+    }
+
+    /// Makes sure an `EndpointTimer` is pending no later than the device's next read
+    /// deadline (the endpoint says when it next needs attention; stale timers are harmless).
+    fn arm_timer(&mut self, dev: u16, q: &mut EventQueue<Event>) -> Result<(), SimError> {
+        let d = &mut self.devices[usize::from(dev)];
+        if let Some(due) = d.endpoint.next_timeout() {
+            if d.timer_at.is_none_or(|t| due < t) {
+                d.timer_at = Some(due);
+                q.schedule(due, Event::EndpointTimer { dev })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A timer fired: reads past their deadline fail and free their tags.
+    pub(super) fn endpoint_timer(
+        &mut self,
+        now: Tick,
+        dev: u16,
+        q: &mut EventQueue<Event>,
+    ) -> Result<(), SimError> {
+        let d = &mut self.devices[usize::from(dev)];
+        if d.timer_at != Some(now) {
+            return Ok(()); // superseded by an earlier timer that has already run
+        }
+        d.timer_at = None;
+        if d.endpoint.handle_timeouts(now) > 0 {
+            self.horizon = self.horizon.max(now);
+            self.kick_up(dev, q)?;
+        }
+        self.arm_timer(dev, q)
     }
 
     /// The port's wire is free: DLLPs first, then completions.
@@ -212,7 +247,9 @@ impl System {
             return Ok(());
         };
         self.horizon = self.horizon.max(now);
-        self.record(DMA_READ, now.saturating_since(done.issued));
+        if done.status == pcie::CplStatus::Sc {
+            self.record(DMA_READ, now.saturating_since(done.issued));
+        }
         if let Some((_, started, _)) = done.descriptor_done {
             self.record(DMA_READ_TRANSFER, now.saturating_since(started));
         }

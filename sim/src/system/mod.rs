@@ -48,6 +48,11 @@ pub enum Event {
         /// Device index.
         dev: u16,
     },
+    /// A device's earliest outstanding read may have timed out.
+    EndpointTimer {
+        /// Device index.
+        dev: u16,
+    },
     /// A root port's downstream wire is free: start its next DLLP or completion.
     DownFree {
         /// Device index.
@@ -199,6 +204,8 @@ pub struct Device {
     feed: DeviceFeed,
     up_scheduled: bool,
     down_scheduled: bool,
+    /// When the pending `EndpointTimer` event fires, if one is pending.
+    timer_at: Option<Tick>,
 }
 
 /// Latency histograms by TLP class.
@@ -283,6 +290,9 @@ impl System {
                     read_tags: d.read_tags.0 as u16,
                     ecrc: p.pcie.ecrc,
                     tx_credits: rc.credits,
+                    completion_timeout: Span::from_ns(
+                        d.completion_timeout_us.0.saturating_mul(1_000),
+                    ),
                 }),
                 up: Transmitter::new(link),
                 down: Transmitter::new(link),
@@ -296,6 +306,7 @@ impl System {
                 feed: DeviceFeed::new(s, &d.name, i),
                 up_scheduled: false,
                 down_scheduled: false,
+                timer_at: None,
             })
             .collect();
         Ok(System {
@@ -348,6 +359,7 @@ impl Handler<Event> for System {
         match event {
             Event::UpFree { dev } => self.up_free(now, dev, q),
             Event::DownFree { dev } => self.down_free(now, dev, q),
+            Event::EndpointTimer { dev } => self.endpoint_timer(now, dev, q),
             Event::RcIngress { req } => self.rc_ingress(now, req, q),
             Event::RcAccept { req } => self.rc_accept(now, req, q),
             Event::UpdateFcIn { dev, update } => self.update_fc_in(dev, update, q),
@@ -356,5 +368,14 @@ impl Handler<Event> for System {
             Event::CompletionTx { req } => self.completion_tx(req, q),
             Event::CompletionIn { dev, cpl } => self.completion_in(now, dev, cpl, q),
         }
+    }
+
+    fn finished(&self) -> bool {
+        self.reqs.is_empty()
+            && self.cpls.is_empty()
+            && self
+                .devices
+                .iter()
+                .all(|d| d.endpoint.is_idle() && d.feed.is_exhausted() && d.down.queued() == 0)
     }
 }
