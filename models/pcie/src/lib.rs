@@ -27,6 +27,7 @@ pub mod bandwidth;
 pub mod endpoint;
 pub mod fc;
 pub mod link;
+pub mod ordering;
 pub mod rc;
 pub mod tlp;
 pub mod wire;

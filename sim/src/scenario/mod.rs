@@ -6,9 +6,11 @@
 mod locate;
 pub mod spec;
 pub mod values;
+pub mod workload;
 
 pub use locate::{keys_at, line_col, locate, locate_key, Step};
 pub use spec::*;
+pub use workload::*;
 
 use serde_json::Value;
 use std::collections::BTreeMap;

@@ -1,0 +1,261 @@
+//! The workload half of the scenario format: what devices (and CPUs) do.
+
+use super::spec::MAX_TRANSFER_BYTES;
+use super::values::{Bounded, HexAddr};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Most payload bytes one variant's workload may move: 4 GiB. At the smallest MPS that is
+/// 32 Mi TLPs, a few minutes of simulation; anything larger could never finish usefully.
+pub const MAX_WORKLOAD_BYTES: u64 = 4 << 30;
+
+/// What the devices (and later the CPUs) do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Workload {
+    /// Back-to-back DMA transfers from one device.
+    Stream(StreamSpec),
+    /// Explicit per-device operation lists.
+    Program(ProgramSpec),
+}
+
+/// Which way a stream moves data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamDirection {
+    /// Device → memory.
+    Write,
+    /// Memory → device.
+    Read,
+    /// Each buffer written, then read back, alternating.
+    Mixed,
+}
+
+/// A stream of DMA transfers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawStream", into = "RawStream")]
+pub struct StreamSpec {
+    /// The device that moves data.
+    pub device: String,
+    /// Which way.
+    pub direction: StreamDirection,
+    /// Bytes per transfer.
+    pub transfer_bytes: u64,
+    /// Number of buffers (a mixed stream moves each twice).
+    pub count: u64,
+    /// Device address of the first buffer.
+    pub base: HexAddr,
+    /// Distance between buffers in bytes (defaults to the transfer size).
+    pub stride_bytes: u64,
+    /// Attributes of every request.
+    pub attrs: RequestAttrs,
+}
+
+/// The stream as written, before the checks that involve several fields.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStream {
+    device: String,
+    direction: StreamDirection,
+    transfer_bytes: Bounded<1, MAX_TRANSFER_BYTES>,
+    count: Bounded<1, { u32::MAX as u64 }>,
+    base: HexAddr,
+    #[serde(default)]
+    stride_bytes: Option<u64>,
+    #[serde(default)]
+    attrs: RequestAttrs,
+}
+
+impl TryFrom<RawStream> for StreamSpec {
+    type Error = String;
+    fn try_from(r: RawStream) -> Result<StreamSpec, String> {
+        let passes = if r.direction == StreamDirection::Mixed {
+            2
+        } else {
+            1
+        };
+        let total = u128::from(r.transfer_bytes.0) * u128::from(r.count.0) * passes;
+        if total > u128::from(MAX_WORKLOAD_BYTES) {
+            return Err(format!(
+                "this stream moves {total} bytes (count × transfer_bytes{}), more than the \
+                 {MAX_WORKLOAD_BYTES} bytes (4 GiB) a run can simulate: lower count or transfer_bytes",
+                if passes == 2 { " × 2 for mixed" } else { "" }
+            ));
+        }
+        let stride = r.stride_bytes.unwrap_or(r.transfer_bytes.0);
+        let span = u128::from(stride) * u128::from(r.count.0 - 1) + u128::from(r.transfer_bytes.0);
+        if u128::from(r.base.0) + span > 1u128 << 64 {
+            return Err(format!(
+                "the buffers run past the top of the 64-bit address space ({} + {span} bytes)",
+                r.base
+            ));
+        }
+        Ok(StreamSpec {
+            device: r.device,
+            direction: r.direction,
+            transfer_bytes: r.transfer_bytes.0,
+            count: r.count.0,
+            base: r.base,
+            stride_bytes: stride,
+            attrs: r.attrs,
+        })
+    }
+}
+
+impl From<StreamSpec> for RawStream {
+    fn from(s: StreamSpec) -> RawStream {
+        RawStream {
+            device: s.device,
+            direction: s.direction,
+            transfer_bytes: Bounded(s.transfer_bytes),
+            count: Bounded(s.count),
+            base: s.base,
+            stride_bytes: Some(s.stride_bytes),
+            attrs: s.attrs,
+        }
+    }
+}
+
+/// Explicit operation lists, one per device, each run in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawProgram", into = "RawProgram")]
+pub struct ProgramSpec {
+    /// Device name → its operations.
+    pub devices: BTreeMap<String, Vec<DeviceOp>>,
+}
+
+/// The program as written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProgram {
+    devices: BTreeMap<String, Vec<DeviceOp>>,
+}
+
+impl TryFrom<RawProgram> for ProgramSpec {
+    type Error = String;
+    fn try_from(r: RawProgram) -> Result<ProgramSpec, String> {
+        let total: u128 = r
+            .devices
+            .values()
+            .flatten()
+            .map(|op| u128::from(op.dma().bytes.0))
+            .sum();
+        if total > u128::from(MAX_WORKLOAD_BYTES) {
+            return Err(format!(
+                "the program moves {total} bytes, more than the {MAX_WORKLOAD_BYTES} bytes \
+                 (4 GiB) a run can simulate"
+            ));
+        }
+        Ok(ProgramSpec { devices: r.devices })
+    }
+}
+
+impl From<ProgramSpec> for RawProgram {
+    fn from(p: ProgramSpec) -> RawProgram {
+        RawProgram { devices: p.devices }
+    }
+}
+
+/// One device operation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum DeviceOp {
+    /// The device writes `bytes` bytes of pseudo-random data at `address`.
+    DmaWrite(DmaOp),
+    /// The device reads `bytes` bytes at `address`.
+    DmaRead(DmaOp),
+}
+
+impl DeviceOp {
+    /// The transfer this operation describes.
+    pub fn dma(&self) -> &DmaOp {
+        match self {
+            DeviceOp::DmaWrite(d) | DeviceOp::DmaRead(d) => d,
+        }
+    }
+}
+
+/// A DMA transfer's parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DmaOp {
+    /// Device (IOVA) address of the first byte.
+    pub address: HexAddr,
+    /// Bytes to move.
+    pub bytes: Bounded<1, MAX_TRANSFER_BYTES>,
+    /// Attributes of every request.
+    #[serde(default)]
+    pub attrs: RequestAttrs,
+}
+
+/// Per-request attributes shared by every DMA form.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RequestAttrs {
+    /// Attr[0] No Snoop.
+    pub no_snoop: bool,
+    /// Attr[1] Relaxed Ordering.
+    pub relaxed_ordering: bool,
+    /// Attr[2] ID-Based Ordering.
+    pub id_based_ordering: bool,
+    /// Traffic class, 0 to 7.
+    pub tc: Bounded<0, 7>,
+    /// Address Type: "untranslated" (the IOMMU translates) or "translated" (the device used
+    /// ATS beforehand, PCIe Base 6.0 §10.2).
+    pub at: AtSpec,
+    /// PASID TLP prefix (PCIe Base 6.0 §6.20), or null.
+    pub pasid: Option<PasidSpec>,
+}
+
+/// Address Type of a request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AtSpec {
+    /// AT = 00b.
+    #[default]
+    Untranslated,
+    /// AT = 10b.
+    Translated,
+}
+
+/// A PASID prefix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasidSpec {
+    /// The 20-bit PASID.
+    pub pasid: Bounded<0, 0xf_ffff>,
+    /// Execute Requested.
+    #[serde(default)]
+    pub execute: bool,
+    /// Privileged Mode Requested.
+    #[serde(default)]
+    pub privileged: bool,
+}
+
+impl RequestAttrs {
+    /// The TLP attribute bits.
+    pub fn attr(&self) -> pcie::Attr {
+        pcie::Attr {
+            no_snoop: self.no_snoop,
+            relaxed_ordering: self.relaxed_ordering,
+            id_based_ordering: self.id_based_ordering,
+        }
+    }
+
+    /// The Address Type field.
+    pub fn address_type(&self) -> pcie::tlp::AddressType {
+        match self.at {
+            AtSpec::Untranslated => pcie::tlp::AddressType::Untranslated,
+            AtSpec::Translated => pcie::tlp::AddressType::Translated,
+        }
+    }
+
+    /// The PASID prefix.
+    pub fn prefix(&self) -> Option<pcie::tlp::PasidPrefix> {
+        self.pasid.as_ref().map(|p| pcie::tlp::PasidPrefix {
+            pasid: p.pasid.0 as u32,
+            execute: p.execute,
+            privileged: p.privileged,
+        })
+    }
+}
