@@ -88,6 +88,9 @@ pub struct DevicePcieStats {
     /// Transfers that failed because one of their reads did.
     #[serde(default)]
     pub failed_transfers: u64,
+    /// MMIO writes (doorbells) the device received from CPUs.
+    #[serde(default)]
+    pub mmio_writes: u64,
 }
 
 /// What one direction of a link carried.
@@ -301,6 +304,9 @@ pub struct CpuStats {
     pub wbinvd: u64,
     /// Time cores spent stalled on memory and cache maintenance, summed over cores (ns).
     pub stall_ns: f64,
+    /// Uncached stores to device registers (MMIO writes, doorbells).
+    #[serde(default)]
+    pub mmio_writes: u64,
 }
 
 /// Engine counters.
@@ -326,7 +332,8 @@ impl SimStats {
     }
 }
 
-/// Why a run stopped. Serialized as `"completed"`, `"time_limit"`, `"event_limit"`.
+/// Why a run stopped. Serialized as `"completed"`, `"time_limit"`, `"event_limit"`,
+/// `"stalled"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StopReason {
@@ -336,15 +343,19 @@ pub enum StopReason {
     TimeLimit,
     /// The scenario's event-count limit was reached first.
     EventLimit,
+    /// Nothing was left to happen but the workload was not done: a deadlock, or an agent
+    /// waiting for something that never comes (a doorbell no CPU writes).
+    Stalled,
 }
 
 impl StopReason {
-    /// The serialized name (`completed`, `time_limit`, `event_limit`).
+    /// The serialized name (`completed`, `time_limit`, `event_limit`, `stalled`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Completed => "completed",
             Self::TimeLimit => "time_limit",
             Self::EventLimit => "event_limit",
+            Self::Stalled => "stalled",
         }
     }
 

@@ -91,10 +91,15 @@ fn params_line(v: &VariantReport) -> String {
 }
 
 fn stopped_early_line(reason: StopReason) -> String {
+    if reason == StopReason::Stalled {
+        return "STOPPED EARLY: stalled — nothing was left to happen but the workload was not \
+                done (an agent waits for something that never comes)"
+            .to_owned();
+    }
     let limit = match reason {
         StopReason::TimeLimit => "time limit",
         StopReason::EventLimit => "event limit",
-        StopReason::Completed => "no limit",
+        StopReason::Completed | StopReason::Stalled => "no limit",
     };
     format!("STOPPED EARLY: {limit} reached — results cover only part of the workload")
 }
@@ -228,13 +233,14 @@ fn render_counters(out: &mut String, v: &VariantReport) {
         };
         let _ = writeln!(
             out,
-            "pcie {} ({}): up {}; down {}; tag stalls {}, credit stalls {}",
+            "pcie {} ({}): up {}; down {}; tag stalls {}, credit stalls {}, mmio writes in {}",
             d.name,
             d.requester,
             dir(&d.up),
             dir(&d.down),
             d.tag_stalls,
-            d.credit_stalls
+            d.credit_stalls,
+            d.mmio_writes
         );
         if d.completion_timeouts + d.unexpected_completions + d.error_completions > 0 {
             let _ = writeln!(
@@ -264,8 +270,9 @@ fn render_counters(out: &mut String, v: &VariantReport) {
     let c = &v.cpu;
     let _ = writeln!(
         out,
-        "cpu: loads {}, stores {}, clflush {}, clflushopt {}, clwb {}, wbinvd {}, stall {:.1} ns",
-        c.loads, c.stores, c.clflush, c.clflushopt, c.clwb, c.wbinvd, c.stall_ns
+        "cpu: loads {}, stores {}, mmio writes {}, clflush {}, clflushopt {}, clwb {}, wbinvd {}, \
+         stall {:.1} ns",
+        c.loads, c.stores, c.mmio_writes, c.clflush, c.clflushopt, c.clwb, c.wbinvd, c.stall_ns
     );
     let s = &v.sim;
     let rate = s

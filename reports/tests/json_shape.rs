@@ -109,6 +109,7 @@ fn section_keys_are_exactly_the_documented_ones() {
         set(&[
             "loads",
             "stores",
+            "mmio_writes",
             "clflush",
             "clflushopt",
             "clwb",

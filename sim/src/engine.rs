@@ -131,6 +131,8 @@ pub enum StopReason {
     TimeLimit,
     /// The event limit was reached.
     EventLimit,
+    /// No event was left, yet the handler's workload was not finished.
+    Stalled,
 }
 
 /// Limits that end a run early. Hitting one is reported, never silent.
@@ -155,6 +157,11 @@ pub trait Handler<E> {
     fn finished(&self) -> bool {
         false
     }
+
+    /// Asked when no event is left: whether work remained undone (the run then stalled).
+    fn work_remains(&self) -> bool {
+        false
+    }
 }
 
 /// Runs events until the workload is done, none is left, or a limit is reached.
@@ -164,12 +171,16 @@ pub fn run<E, H: Handler<E>>(
     limits: Limits,
 ) -> Result<StopReason, H::Error> {
     loop {
-        let Some(at) = queue.peek_tick() else {
-            return Ok(StopReason::Completed);
-        };
         if handler.finished() {
             return Ok(StopReason::Completed);
         }
+        let Some(at) = queue.peek_tick() else {
+            return Ok(if handler.work_remains() {
+                StopReason::Stalled
+            } else {
+                StopReason::Completed
+            });
+        };
         if at >= limits.max_time {
             return Ok(StopReason::TimeLimit);
         }

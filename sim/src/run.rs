@@ -115,7 +115,10 @@ fn report(
             translations: system.translations,
             ..IommuStats::default()
         },
-        cpu: CpuStats::default(),
+        cpu: CpuStats {
+            mmio_writes: system.cpus.iter().map(|c| c.mmio_writes).sum(),
+            ..CpuStats::default()
+        },
         sim: SimStats {
             events: queue.processed(),
             tlps: system.tlps,
@@ -125,6 +128,7 @@ fn report(
                 StopReason::Completed => reports::StopReason::Completed,
                 StopReason::TimeLimit => reports::StopReason::TimeLimit,
                 StopReason::EventLimit => reports::StopReason::EventLimit,
+                StopReason::Stalled => reports::StopReason::Stalled,
             },
         },
     }
@@ -157,6 +161,7 @@ fn pcie_stats(system: &System, end: Tick) -> PcieStats {
                 unexpected_completions: d.endpoint.stats().unexpected_completions,
                 error_completions: d.endpoint.stats().error_completions,
                 failed_transfers: d.endpoint.stats().failed_transfers,
+                mmio_writes: d.mmio_writes,
             })
             .collect(),
     }

@@ -36,6 +36,11 @@ impl<T> Slab<T> {
         }
     }
 
+    /// The key the next [`Slab::insert`] will return.
+    pub fn next_key(&self) -> Key {
+        Key(self.free.last().copied().unwrap_or(self.slots.len() as u32))
+    }
+
     /// The item at `key`, if present.
     pub fn get(&self, key: Key) -> Option<&T> {
         self.slots.get(key.0 as usize)?.as_ref()

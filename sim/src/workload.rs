@@ -10,6 +10,7 @@ use bytes::Bytes;
 use pcie::{Descriptor, DmaDirection};
 use rand_xoshiro::rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
+use std::collections::BTreeMap;
 
 /// One DMA transfer before it gets data and an id.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,15 +32,28 @@ enum Source {
         /// Transfers in all (a mixed stream has two per buffer).
         total: u64,
     },
-    Program(Vec<Transfer>),
+    Program(Vec<Step>),
     Idle,
+}
+
+/// One step of a device program.
+#[derive(Debug, Clone, PartialEq)]
+enum Step {
+    Dma(Transfer),
+    /// Wait for a doorbell write to this BAR offset.
+    Doorbell(u64),
 }
 
 /// The descriptors one device will run, produced on demand.
 #[derive(Debug, Clone)]
 pub struct DeviceFeed {
     source: Source,
+    /// Index of the next step (program) or transfer (stream).
     next: u64,
+    /// Descriptors handed out, which is also the next descriptor's id.
+    issued: u64,
+    /// Doorbell writes received and not yet waited for, by BAR offset.
+    doorbells: BTreeMap<u64, u64>,
     rng: Xoshiro256PlusPlus,
 }
 
@@ -67,7 +81,7 @@ impl DeviceFeed {
                 }
             }
             Workload::Program(p) => match p.devices.get(device) {
-                Some(ops) => Source::Program(ops.iter().map(transfer).collect()),
+                Some(ops) => Source::Program(ops.iter().map(step).collect()),
                 None => Source::Idle,
             },
             Workload::Stream(_) => Source::Idle,
@@ -75,6 +89,8 @@ impl DeviceFeed {
         DeviceFeed {
             source,
             next: 0,
+            issued: 0,
+            doorbells: BTreeMap::new(),
             rng: Xoshiro256PlusPlus::seed_from_u64(
                 scenario
                     .seed
@@ -109,20 +125,49 @@ impl DeviceFeed {
                     attrs: attrs.clone(),
                 })
             }
-            Source::Program(ops) => usize::try_from(n).ok().and_then(|i| ops.get(i)).cloned(),
+            Source::Program(steps) => match usize::try_from(n).ok().and_then(|i| steps.get(i)) {
+                Some(Step::Dma(t)) => Some(t.clone()),
+                _ => None,
+            },
             Source::Idle => None,
         }
     }
 
-    /// Every descriptor has been handed out.
+    /// Every step has been taken: nothing more will come, doorbell or not.
     pub fn is_exhausted(&self) -> bool {
-        self.transfer_at(self.next).is_none()
+        match &self.source {
+            Source::Program(steps) => self.next as usize >= steps.len(),
+            _ => self.transfer_at(self.next).is_none(),
+        }
     }
 
-    /// The next descriptor, or `None` when the device's work is all handed out.
+    /// A CPU wrote to the register at `offset` of the device's BAR 0.
+    pub fn doorbell(&mut self, offset: u64) {
+        *self.doorbells.entry(offset).or_default() += 1;
+    }
+
+    /// Takes the doorbell steps whose doorbell has rung.
+    fn pass_doorbells(&mut self) {
+        while let Source::Program(steps) = &self.source {
+            let Some(Step::Doorbell(offset)) = steps.get(self.next as usize) else {
+                return;
+            };
+            match self.doorbells.get_mut(offset) {
+                Some(n) if *n > 0 => {
+                    *n -= 1;
+                    self.next += 1;
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// The next descriptor; `None` when the work is all handed out or waits for a doorbell.
     pub fn next_descriptor(&mut self) -> Option<Descriptor> {
+        self.pass_doorbells();
         let t = self.transfer_at(self.next)?;
-        let id = self.next;
+        let id = self.issued;
+        self.issued += 1;
         self.next += 1;
         let data = match t.direction {
             DmaDirection::Write => {
@@ -146,15 +191,17 @@ impl DeviceFeed {
     }
 }
 
-fn transfer(op: &DeviceOp) -> Transfer {
-    let d = op.dma();
-    Transfer {
-        direction: match op {
-            DeviceOp::DmaWrite(_) => DmaDirection::Write,
-            DeviceOp::DmaRead(_) => DmaDirection::Read,
-        },
+fn step(op: &DeviceOp) -> Step {
+    let (direction, d) = match op {
+        DeviceOp::DmaWrite(d) => (DmaDirection::Write, d),
+        DeviceOp::DmaRead(d) => (DmaDirection::Read, d),
+        DeviceOp::WaitDoorbell(w) => return Step::Doorbell(w.offset.0),
+    };
+    Step::Dma(Transfer {
+        direction,
         address: d.address.0,
+        // The scenario bounds transfers to 64 MiB.
         len: u32::try_from(d.bytes.0).unwrap_or(u32::MAX),
         attrs: d.attrs.clone(),
-    }
+    })
 }

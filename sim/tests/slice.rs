@@ -167,6 +167,7 @@ fn a_run_that_hits_a_limit_says_which_one() {
             reports::StopReason::EventLimit => assert_eq!(v.sim.events, 100),
             reports::StopReason::TimeLimit => assert!(v.sim.sim_time_ns <= 2_000.0 + 1_000.0),
             reports::StopReason::Completed => assert_eq!(v.throughput.bytes, 4096 * 1000),
+            other => panic!("unexpected stop: {other}"),
         }
         let text = reports::render_text(&r);
         assert_eq!(

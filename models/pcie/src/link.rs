@@ -21,6 +21,9 @@
 //! up to a picosecond. TLPs in one direction queue behind each other; the receiver has a TLP
 //! one port delay after its last byte left.
 
+use crate::fc::Need;
+use crate::ordering::{OrderedQueue, OrderingInfo, YnPolicy};
+use crate::tlp::Tlp;
 use model_core::{Span, Tick};
 use serde::{Deserialize, Serialize};
 
@@ -363,7 +366,9 @@ impl LinkDirection {
 /// DLLPs go before waiting TLPs — after the packet on the wire, never interrupting it — as
 /// the data link layer's recommended transmission priority orders them (PCIe Base 6.0 §3.5:
 /// Ack and UpdateFC DLLPs ahead of TLPs), so credit returns and Acks do not wait behind a
-/// backlog of completions. Items are the caller's tokens; the transmitter only times them.
+/// backlog of completions. Waiting TLPs leave in the order the transaction ordering rules
+/// allow ([`crate::ordering::OrderedQueue`]): one that lacks flow-control credits holds back
+/// only what may not pass it. Items are the caller's tokens; the transmitter only times them.
 ///
 /// Call order: `push_*` to queue; whenever the wire is free (at [`Self::free_at`]) call
 /// [`Self::next_queued`] — and, if it gives nothing, offer a TLP from a source that is polled
@@ -372,7 +377,7 @@ impl LinkDirection {
 pub struct Transmitter<T> {
     wire: LinkDirection,
     dllps: std::collections::VecDeque<T>,
-    tlps: std::collections::VecDeque<(T, u64)>,
+    tlps: OrderedQueue<(T, u64, Need)>,
 }
 
 /// A packet that went on the wire.
@@ -382,6 +387,8 @@ pub struct Sent<T> {
     pub item: T,
     /// Its timing.
     pub at: Transmission,
+    /// For a TLP, the credits it consumes at the receiver.
+    pub need: Option<Need>,
 }
 
 impl<T> Transmitter<T> {
@@ -390,7 +397,7 @@ impl<T> Transmitter<T> {
         Transmitter {
             wire: LinkDirection::new(config),
             dllps: std::collections::VecDeque::new(),
-            tlps: std::collections::VecDeque::new(),
+            tlps: OrderedQueue::new(YnPolicy::Pass),
         }
     }
 
@@ -409,9 +416,10 @@ impl<T> Transmitter<T> {
         self.dllps.push_back(item);
     }
 
-    /// Queues a TLP of `tlp_bytes` transaction-layer bytes.
-    pub fn push_tlp(&mut self, item: T, tlp_bytes: u64) {
-        self.tlps.push_back((item, tlp_bytes));
+    /// Queues `tlp` under the token `item`.
+    pub fn push_tlp(&mut self, item: T, tlp: &Tlp) {
+        let info = OrderingInfo::of(tlp);
+        self.tlps.push((item, tlp.tlp_bytes(), Need::of(tlp)), info);
     }
 
     /// Packets waiting.
@@ -419,18 +427,31 @@ impl<T> Transmitter<T> {
         self.dllps.len() + self.tlps.len()
     }
 
-    /// Starts the next queued packet (DLLPs first) at `now`, if the wire is free.
-    pub fn next_queued(&mut self, now: Tick) -> Option<Sent<T>> {
+    /// Starts the next packet at `now`, if the wire is free: a DLLP if one waits, else the
+    /// oldest TLP that the ordering rules let go and whose credits `has_credit` confirms.
+    pub fn next_queued(
+        &mut self,
+        now: Tick,
+        mut has_credit: impl FnMut(&Need) -> bool,
+    ) -> Option<Sent<T>> {
         if self.wire.free_at() > now {
             return None;
         }
         if let Some(item) = self.dllps.pop_front() {
             let at = self.wire.transmit_dllp(now);
-            return Some(Sent { item, at });
+            return Some(Sent {
+                item,
+                at,
+                need: None,
+            });
         }
-        let (item, bytes) = self.tlps.pop_front()?;
+        let ((item, bytes, need), _) = self.tlps.pop_sendable_by(|(_, _, n), _| has_credit(n))?;
         let at = self.wire.transmit_tlp(now, bytes);
-        Some(Sent { item, at })
+        Some(Sent {
+            item,
+            at,
+            need: Some(need),
+        })
     }
 
     /// Sends a TLP that was not queued, if the wire is free and nothing queued waits.
@@ -509,20 +530,75 @@ mod tests {
         assert_eq!((st.tlps, st.dllps, st.wire_bytes), (1, 1, 20 + 8));
     }
 
+    fn cpl(tag: u16) -> Tlp {
+        let req = Tlp {
+            kind: crate::tlp::TlpKind::MemRead,
+            requester: model_core::Bdf::from_raw(0x100),
+            tag,
+            tc: 0,
+            attr: crate::tlp::Attr::default(),
+            at: crate::tlp::AddressType::Untranslated,
+            pasid: None,
+            td: false,
+            address: 0x1000,
+            length_dw: 1,
+            first_be: 0xf,
+            last_be: 0,
+            payload: bytes::Bytes::new(),
+        };
+        crate::rc::completions_for(
+            &req,
+            model_core::Bdf::from_raw(0),
+            128,
+            64,
+            &bytes::Bytes::from(vec![0; 4]),
+        )
+        .remove(0)
+    }
+
     #[test]
     fn dllps_overtake_waiting_tlps_but_not_the_one_on_the_wire() {
         let mut t = Transmitter::new(cfg(1, 1));
-        t.push_tlp("cpl0", 20);
-        t.push_tlp("cpl1", 20);
-        let first = t.next_queued(Tick::ZERO).unwrap();
+        t.push_tlp("cpl0", &cpl(0));
+        t.push_tlp("cpl1", &cpl(1));
+        let first = t.next_queued(Tick::ZERO, |_| true).unwrap();
         assert_eq!(first.item, "cpl0");
+        assert_eq!(first.need.map(|n| n.data), Some(1));
         t.push_dllp("updatefc");
-        assert!(t.next_queued(Tick::ZERO).is_none(), "wire busy");
-        let next = t.next_queued(first.at.end).unwrap();
+        assert!(t.next_queued(Tick::ZERO, |_| true).is_none(), "wire busy");
+        let next = t.next_queued(first.at.end, |_| true).unwrap();
         assert_eq!(next.item, "updatefc", "the DLLP goes before cpl1");
         assert!(t.send_tlp(next.at.end, 20).is_none(), "cpl1 still waits");
-        assert_eq!(t.next_queued(next.at.end).unwrap().item, "cpl1");
+        assert!(
+            t.next_queued(next.at.end, |_| false).is_none(),
+            "no credit, no TLP"
+        );
+        assert_eq!(t.next_queued(next.at.end, |_| true).unwrap().item, "cpl1");
         assert!(t.send_tlp(t.free_at(), 20).is_some());
+    }
+
+    #[test]
+    fn d2a_a_completion_waits_behind_a_posted_write_without_credits_unless_it_has_ro() {
+        use crate::fc::FcClass;
+        let mut mmio = cpl(9);
+        mmio.kind = crate::tlp::TlpKind::MemWrite;
+        mmio.address = 0xfe00_0000;
+        let no_posted = |n: &Need| n.class != FcClass::Posted;
+        let mut t = Transmitter::new(cfg(3, 8));
+        t.push_tlp("mmio", &mmio);
+        t.push_tlp("cpl", &cpl(1));
+        assert!(
+            t.next_queued(Tick::ZERO, no_posted).is_none(),
+            "D2a: the completion may not pass the blocked posted write"
+        );
+        let mut ro = cpl(2);
+        ro.attr.relaxed_ordering = true;
+        t.push_tlp("cpl-ro", &ro);
+        let sent = t.next_queued(Tick::ZERO, no_posted).unwrap();
+        assert_eq!(sent.item, "cpl-ro", "D2b: with RO it may");
+        let at = t.free_at();
+        assert_eq!(t.next_queued(at, |_| true).unwrap().item, "mmio");
+        assert_eq!(t.next_queued(t.free_at(), |_| true).unwrap().item, "cpl");
     }
 
     #[test]

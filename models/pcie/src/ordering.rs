@@ -585,16 +585,40 @@ impl<T> OrderedQueue<T> {
     /// `can_send` is asked only about TLPs the ordering rules let go, oldest first, until
     /// one answers yes.
     pub fn sendable_index(&self, mut can_send: impl FnMut(&OrderingInfo) -> bool) -> Option<usize> {
-        (0..self.entries.len()).find(|&i| self.blocker(i).is_none() && can_send(&self.entries[i].1))
+        self.sendable_index_by(|_, info| can_send(info))
+    }
+
+    /// [`OrderedQueue::sendable_index`], with the token shown to `can_send` too (for
+    /// instance, to size the flow-control credits the TLP needs).
+    pub fn sendable_index_by(
+        &self,
+        mut can_send: impl FnMut(&T, &OrderingInfo) -> bool,
+    ) -> Option<usize> {
+        // The head has nothing to pass: the common case costs one call.
+        let (t, i) = self.entries.front()?;
+        if can_send(t, i) {
+            return Some(0);
+        }
+        (1..self.entries.len()).find(|&i| {
+            self.blocker(i).is_none() && can_send(&self.entries[i].0, &self.entries[i].1)
+        })
     }
 
     /// Removes and returns the oldest TLP that `can_send` accepts and that may pass every
     /// earlier TLP still queued; `None` if there is none.
     pub fn pop_sendable(
         &mut self,
-        can_send: impl FnMut(&OrderingInfo) -> bool,
+        mut can_send: impl FnMut(&OrderingInfo) -> bool,
     ) -> Option<(T, OrderingInfo)> {
-        let i = self.sendable_index(can_send)?;
+        self.pop_sendable_by(|_, info| can_send(info))
+    }
+
+    /// [`OrderedQueue::pop_sendable`], with the token shown to `can_send` too.
+    pub fn pop_sendable_by(
+        &mut self,
+        can_send: impl FnMut(&T, &OrderingInfo) -> bool,
+    ) -> Option<(T, OrderingInfo)> {
+        let i = self.sendable_index_by(can_send)?;
         self.entries.remove(i)
     }
 }

@@ -113,6 +113,7 @@ pub fn variant(name: &str, stop_reason: StopReason) -> VariantReport {
                 unexpected_completions: 0,
                 error_completions: 0,
                 failed_transfers: 0,
+                mmio_writes: 2,
             }],
         },
         iommu: IommuStats {
@@ -129,6 +130,7 @@ pub fn variant(name: &str, stop_reason: StopReason) -> VariantReport {
             clflush: 0,
             clflushopt: 64,
             clwb: 0,
+            mmio_writes: 2,
             wbinvd: 0,
             stall_ns: 1234.5,
         },

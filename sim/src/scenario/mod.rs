@@ -353,6 +353,23 @@ fn check(s: &Scenario) -> Result<(), (Vec<Step>, String)> {
             }
         }
         Workload::Program(p) => {
+            for (cpu, ops) in &p.cpus {
+                for (i, op) in ops.iter().enumerate() {
+                    let CpuOp::MmioWrite(w) = op else { continue };
+                    if !names.contains_key(w.device.as_str()) {
+                        let path = vec![
+                            key("workload"),
+                            key("program"),
+                            key("cpus"),
+                            key(cpu),
+                            Step::Index(i),
+                            key("mmio_write"),
+                            key("device"),
+                        ];
+                        return Err(unknown(path, &w.device));
+                    }
+                }
+            }
             for dev in p.devices.keys() {
                 if !names.contains_key(dev.as_str()) {
                     let mut e = unknown(

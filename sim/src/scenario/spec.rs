@@ -6,7 +6,7 @@
 //! still carries its full JSON path. New sections and kinds can be added without breaking
 //! existing files.
 
-use super::values::{Bounded, GenNumber, Lanes, Nanos, PayloadSize, RcbBytes};
+use super::values::{Bounded, GenNumber, HexAddr, Lanes, Nanos, PayloadSize, RcbBytes};
 use super::workload::Workload;
 use model_core::Bdf;
 use serde::{Deserialize, Serialize};
@@ -111,6 +111,8 @@ pub struct RootComplexSpec {
     pub rcb_bytes: RcbBytes,
     /// The ingress pipeline accepts one TLP per this many cycles (its throughput limit).
     pub accept_interval_cycles: Bounded<0, 1_000_000>,
+    /// Cycles from a CPU's uncached store to the MMIO write leaving the root port.
+    pub mmio_latency_cycles: Bounded<0, 1_000_000>,
     /// Flow-control credits each root port advertises for its device's requests.
     pub credits: CreditsSpec,
 }
@@ -168,6 +170,8 @@ impl Default for RootComplexSpec {
             completion_latency_cycles: Bounded(50),
             rcb_bytes: RcbBytes(64),
             accept_interval_cycles: Bounded(1),
+            // An assumption, not a measurement: 100 ns from store to root port.
+            mmio_latency_cycles: Bounded(100),
             credits: CreditsSpec::default(),
         }
     }
@@ -239,6 +243,29 @@ pub struct DeviceSpec {
     /// default range of the Completion Timeout Value is 50 µs to 50 ms, and 50 ms is used).
     #[serde(default = "default_completion_timeout_us")]
     pub completion_timeout_us: Bounded<1, 10_000_000>,
+    /// Base address of BAR 0, where CPUs write doorbells; by default 0xfe00_0000 plus
+    /// 1 MiB per device in scenario order.
+    #[serde(default)]
+    pub bar0: Option<HexAddr>,
+    /// Receive-buffer credits the device advertises for CPU writes (MMIO) to it.
+    #[serde(default = "default_device_credits")]
+    pub rx_credits: CreditsSpec,
+}
+
+/// BAR 0 of the first device, when the scenario does not place it.
+pub const DEFAULT_BAR0: u64 = 0xfe00_0000;
+/// Distance between default BARs.
+pub const DEFAULT_BAR_STRIDE: u64 = 0x10_0000;
+
+/// An assumption, not a measurement: a small register-write buffer of 8 headers and 8 data
+/// credits (128 bytes); reads of device registers are not modelled.
+fn default_device_credits() -> CreditsSpec {
+    CreditsSpec {
+        posted_header: Bounded(8),
+        posted_data: Bounded(8),
+        non_posted_header: Bounded(8),
+        non_posted_data: Bounded(8),
+    }
 }
 
 fn default_read_tags() -> Bounded<1, 1024> {

@@ -1,7 +1,7 @@
 //! The workload half of the scenario format: what devices (and CPUs) do.
 
 use super::spec::MAX_TRANSFER_BYTES;
-use super::values::{Bounded, HexAddr};
+use super::values::{Bounded, HexAddr, Nanos};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -116,19 +116,24 @@ impl From<StreamSpec> for RawStream {
     }
 }
 
-/// Explicit operation lists, one per device, each run in order.
+/// Explicit operation lists, one per device and one per CPU, each run in order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "RawProgram", into = "RawProgram")]
 pub struct ProgramSpec {
     /// Device name → its operations.
     pub devices: BTreeMap<String, Vec<DeviceOp>>,
+    /// CPU name → its operations (the cache issue adds loads, stores and flushes).
+    pub cpus: BTreeMap<String, Vec<CpuOp>>,
 }
 
 /// The program as written.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawProgram {
+    #[serde(default)]
     devices: BTreeMap<String, Vec<DeviceOp>>,
+    #[serde(default)]
+    cpus: BTreeMap<String, Vec<CpuOp>>,
 }
 
 impl TryFrom<RawProgram> for ProgramSpec {
@@ -138,7 +143,8 @@ impl TryFrom<RawProgram> for ProgramSpec {
             .devices
             .values()
             .flatten()
-            .map(|op| u128::from(op.dma().bytes.0))
+            .filter_map(|op| op.dma())
+            .map(|d| u128::from(d.bytes.0))
             .sum();
         if total > u128::from(MAX_WORKLOAD_BYTES) {
             return Err(format!(
@@ -146,13 +152,19 @@ impl TryFrom<RawProgram> for ProgramSpec {
                  (4 GiB) a run can simulate"
             ));
         }
-        Ok(ProgramSpec { devices: r.devices })
+        Ok(ProgramSpec {
+            devices: r.devices,
+            cpus: r.cpus,
+        })
     }
 }
 
 impl From<ProgramSpec> for RawProgram {
     fn from(p: ProgramSpec) -> RawProgram {
-        RawProgram { devices: p.devices }
+        RawProgram {
+            devices: p.devices,
+            cpus: p.cpus,
+        }
     }
 }
 
@@ -164,15 +176,64 @@ pub enum DeviceOp {
     DmaWrite(DmaOp),
     /// The device reads `bytes` bytes at `address`.
     DmaRead(DmaOp),
+    /// The device starts no further transfer until a CPU has written to this register.
+    WaitDoorbell(DoorbellOp),
 }
 
 impl DeviceOp {
-    /// The transfer this operation describes.
-    pub fn dma(&self) -> &DmaOp {
+    /// The transfer this operation describes, if it is one.
+    pub fn dma(&self) -> Option<&DmaOp> {
         match self {
-            DeviceOp::DmaWrite(d) | DeviceOp::DmaRead(d) => d,
+            DeviceOp::DmaWrite(d) | DeviceOp::DmaRead(d) => Some(d),
+            DeviceOp::WaitDoorbell(_) => None,
         }
     }
+}
+
+/// A device register a doorbell write targets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DoorbellOp {
+    /// Byte offset of the register in the device's BAR 0.
+    pub offset: HexAddr,
+}
+
+/// One CPU operation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum CpuOp {
+    /// An uncached store to a device register: a downstream posted memory write.
+    MmioWrite(MmioWriteOp),
+    /// Nothing for a while.
+    Delay(DelayOp),
+}
+
+/// An MMIO write (a doorbell, typically).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MmioWriteOp {
+    /// The target device's name.
+    pub device: String,
+    /// Byte offset in the device's BAR 0.
+    pub offset: HexAddr,
+    /// The value written, little-endian.
+    #[serde(default)]
+    pub value: u64,
+    /// Bytes written: 1, 2, 4 or 8.
+    #[serde(default = "default_mmio_bytes")]
+    pub bytes: Bounded<1, 8>,
+}
+
+fn default_mmio_bytes() -> Bounded<1, 8> {
+    Bounded(4)
+}
+
+/// A pause in a CPU program.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DelayOp {
+    /// How long, in ns.
+    pub ns: Nanos,
 }
 
 /// A DMA transfer's parameters.

@@ -22,7 +22,11 @@ impl System {
     }
 
     /// Makes sure the root port's downstream wire will be looked at once it is free.
-    fn kick_down(&mut self, dev: u16, q: &mut EventQueue<Event>) -> Result<(), SimError> {
+    pub(super) fn kick_down(
+        &mut self,
+        dev: u16,
+        q: &mut EventQueue<Event>,
+    ) -> Result<(), SimError> {
         let d = &mut self.devices[usize::from(dev)];
         if !d.down_scheduled {
             d.down_scheduled = true;
@@ -43,8 +47,11 @@ impl System {
         if d.up.free_at() > now {
             return self.kick_up(dev, q);
         }
-        if let Some(sent) = d.up.next_queued(now) {
-            let UpItem::Ack = sent.item;
+        // Only DLLPs queue upstream; requests are pulled from the DMA engine below.
+        if let Some(sent) = d.up.next_queued(now, |_| true) {
+            if let UpItem::UpdateFc(update) = sent.item {
+                q.schedule(sent.at.arrival, Event::UpdateFcUpIn { dev, update })?;
+            }
             return self.kick_up(dev, q);
         }
         while d.endpoint.queued() < QUEUE_WINDOW {
@@ -122,9 +129,13 @@ impl System {
         if d.down.free_at() > now {
             return self.kick_down(dev, q);
         }
-        let Some(sent) = d.down.next_queued(now) else {
-            return Ok(());
+        let gate = &mut d.down_gate;
+        let Some(sent) = d.down.next_queued(now, |need| gate.allows(*need)) else {
+            return Ok(()); // idle, or waiting for the device's credits
         };
+        if let Some(need) = sent.need {
+            d.down_gate.consume(need);
+        }
         match sent.item {
             DownItem::Ack => {}
             DownItem::UpdateFc(update) => {
@@ -133,6 +144,10 @@ impl System {
             DownItem::Cpl(cpl) => {
                 self.tlps += 1;
                 q.schedule(sent.at.arrival, Event::CompletionIn { dev, cpl })?;
+            }
+            DownItem::Mmio(tlp) => {
+                self.tlps += 1;
+                q.schedule(sent.at.arrival, Event::MmioIn { dev, tlp })?;
             }
         }
         self.kick_down(dev, q)
@@ -209,11 +224,10 @@ impl System {
             .ok_or(SimError::Lost(Event::CompletionTx { req }))?;
         let mps = self.devices[usize::from(r.dev)].endpoint.config().mps;
         for cpl in completions_for(&r.tlp, self.rc.completer, mps, self.rc.rcb, &r.data) {
-            let bytes = cpl.tlp_bytes();
-            let key = self.cpls.insert(cpl);
             self.devices[usize::from(r.dev)]
                 .down
-                .push_tlp(DownItem::Cpl(key), bytes);
+                .push_tlp(DownItem::Cpl(self.cpls.next_key()), &cpl);
+            self.cpls.insert(cpl);
         }
         self.kick_down(r.dev, q)
     }

@@ -17,12 +17,13 @@
 //! Each handler asks a model what happens and when, then schedules the next event; models
 //! never see the queue. Requests in flight live in a slab so events carry a small key.
 
+mod cpu;
 mod host;
 mod link;
 
 use crate::check::Checker;
 use crate::engine::{EngineError, EventQueue, Handler};
-use crate::scenario::{IommuSpec, Scenario};
+use crate::scenario::{CpuOp, IommuSpec, Scenario, Workload, DEFAULT_BAR0, DEFAULT_BAR_STRIDE};
 use crate::slab::{Key, Slab};
 use crate::workload::DeviceFeed;
 use bytes::Bytes;
@@ -31,14 +32,14 @@ use model_core::{
     Bdf, ClockDomain, Cycles, IdentityTranslation, Iova, PhysAddr, Span, Tick, TranslationAgent,
 };
 use pcie::{
-    AckCounter, DllpPolicy, Endpoint, EndpointConfig, EndpointError, LinkConfig, LinkGen,
-    RootComplexConfig, RootPort, Tlp, Transmitter, UpdateFc,
+    AckCounter, DllpPolicy, Endpoint, EndpointConfig, EndpointError, FcGate, FcReturn, LinkConfig,
+    LinkGen, RootComplexConfig, RootPort, Tlp, Transmitter, UpdateFc,
 };
 use reports::LatencyHistogram;
 use std::collections::BTreeMap;
 
 /// Requester ID the root complex uses as completer (the host bridge, 00:00.0).
-const HOST_BRIDGE: Bdf = Bdf::from_raw(0);
+pub(crate) const HOST_BRIDGE: Bdf = Bdf::from_raw(0);
 
 /// Everything the engine can be asked to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +58,32 @@ pub enum Event {
     DownFree {
         /// Device index.
         dev: u16,
+    },
+    /// A CPU takes its next program step.
+    CpuStep {
+        /// CPU index.
+        cpu: u16,
+    },
+    /// A CPU's MMIO write reaches the root port, bound for a device.
+    MmioEgress {
+        /// Device index.
+        dev: u16,
+        /// The write, in the downstream slab.
+        tlp: Key,
+    },
+    /// An MMIO write reaches its device.
+    MmioIn {
+        /// Device index.
+        dev: u16,
+        /// The write.
+        tlp: Key,
+    },
+    /// An UpdateFC DLLP from a device reaches its root port.
+    UpdateFcUpIn {
+        /// Device index.
+        dev: u16,
+        /// The credits it returns to the root port's transmitter.
+        update: UpdateFc,
     },
     /// A request's last byte reaches its root port.
     RcIngress {
@@ -171,8 +198,10 @@ struct InFlight {
 /// What waits on a device's upstream wire (its requests are pulled from the DMA engine).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UpItem {
-    /// An Ack for completions received.
+    /// An Ack for TLPs received.
     Ack,
+    /// Credits returned to the root port after MMIO writes.
+    UpdateFc(UpdateFc),
 }
 
 /// What waits on a root port's downstream wire.
@@ -182,8 +211,10 @@ pub enum DownItem {
     Ack,
     /// Credits returned to the device.
     UpdateFc(UpdateFc),
-    /// A completion, in the completion slab.
+    /// A completion, in the downstream slab.
     Cpl(Key),
+    /// A CPU's MMIO write, in the downstream slab.
+    Mmio(Key),
 }
 
 /// One endpoint, its link and its work.
@@ -199,8 +230,16 @@ pub struct Device {
     pub down: Transmitter<DownItem>,
     /// The root port's receive side.
     pub port: RootPort,
-    /// The device's Ack schedule for completions it receives.
+    /// The device's Ack schedule for TLPs it receives.
     acks: AckCounter,
+    /// The root port's view of the device's receive credits (for MMIO writes).
+    down_gate: FcGate,
+    /// The device's side of those credits: when to return them.
+    rx_credits: FcReturn,
+    /// Base of BAR 0.
+    bar0: u64,
+    /// MMIO writes received.
+    pub mmio_writes: u64,
     feed: DeviceFeed,
     up_scheduled: bool,
     down_scheduled: bool,
@@ -232,8 +271,33 @@ pub struct System {
     pub translations: u64,
     /// The latest tick at which anything was performed.
     pub horizon: Tick,
+    /// The CPUs' programs.
+    pub cpus: Vec<CpuProgram>,
+    /// Device index by scenario name.
+    device_index: BTreeMap<String, u16>,
+    /// From a CPU's MMIO store to the write leaving the root port.
+    mmio_latency: Span,
     reqs: Slab<InFlight>,
+    /// Downstream TLPs (completions and MMIO writes) between root port and device.
     cpls: Slab<Tlp>,
+}
+
+/// A CPU running its operation list.
+#[derive(Debug, Clone)]
+pub struct CpuProgram {
+    /// Scenario name.
+    pub name: String,
+    ops: Vec<CpuOp>,
+    next: usize,
+    /// MMIO writes issued.
+    pub mmio_writes: u64,
+}
+
+/// The largest MMIO write a CPU sends: 8 bytes, one header and one data credit.
+fn mmio_largest() -> pcie::Credits {
+    let mut c = pcie::Credits::INFINITE;
+    c.posted = pcie::ClassCredits { header: 1, data: 1 };
+    c
 }
 
 /// Latency classes, in report order.
@@ -303,6 +367,16 @@ impl System {
                     dllp.update_fc_every,
                 ),
                 acks: AckCounter::new(dllp.ack_every),
+                down_gate: FcGate::new(d.rx_credits.credits()),
+                rx_credits: FcReturn::new(
+                    d.rx_credits.credits(),
+                    mmio_largest(),
+                    dllp.update_fc_every,
+                ),
+                bar0: d
+                    .bar0
+                    .map_or(DEFAULT_BAR0 + DEFAULT_BAR_STRIDE * i as u64, |b| b.0),
+                mmio_writes: 0,
                 feed: DeviceFeed::new(s, &d.name, i),
                 up_scheduled: false,
                 down_scheduled: false,
@@ -322,15 +396,38 @@ impl System {
             tlps: 0,
             translations: 0,
             horizon: Tick::ZERO,
+            device_index: s
+                .devices
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (d.name.clone(), i as u16))
+                .collect(),
+            mmio_latency: rc_clock.span(Cycles(p.root_complex.mmio_latency_cycles.0)),
+            cpus: match &s.workload {
+                Workload::Program(p) => p
+                    .cpus
+                    .iter()
+                    .map(|(name, ops)| CpuProgram {
+                        name: name.clone(),
+                        ops: ops.clone(),
+                        next: 0,
+                        mmio_writes: 0,
+                    })
+                    .collect(),
+                Workload::Stream(_) => Vec::new(),
+            },
             reqs: Slab::default(),
             cpls: Slab::default(),
         })
     }
 
-    /// Schedules the first event of every device.
+    /// Schedules the first event of every device and CPU.
     pub fn start(&mut self, queue: &mut EventQueue<Event>) -> Result<(), SimError> {
         for dev in 0..self.devices.len() {
             self.kick_up(dev as u16, queue)?;
+        }
+        for cpu in 0..self.cpus.len() {
+            queue.schedule(Tick::ZERO, Event::CpuStep { cpu: cpu as u16 })?;
         }
         Ok(())
     }
@@ -360,6 +457,10 @@ impl Handler<Event> for System {
             Event::UpFree { dev } => self.up_free(now, dev, q),
             Event::DownFree { dev } => self.down_free(now, dev, q),
             Event::EndpointTimer { dev } => self.endpoint_timer(now, dev, q),
+            Event::CpuStep { cpu } => self.cpu_step(now, cpu, q),
+            Event::MmioEgress { dev, tlp } => self.mmio_egress(dev, tlp, q),
+            Event::MmioIn { dev, tlp } => self.mmio_in(now, dev, tlp, q),
+            Event::UpdateFcUpIn { dev, update } => self.update_fc_up_in(dev, update, q),
             Event::RcIngress { req } => self.rc_ingress(now, req, q),
             Event::RcAccept { req } => self.rc_accept(now, req, q),
             Event::UpdateFcIn { dev, update } => self.update_fc_in(dev, update, q),
@@ -370,9 +471,14 @@ impl Handler<Event> for System {
         }
     }
 
+    fn work_remains(&self) -> bool {
+        !self.finished()
+    }
+
     fn finished(&self) -> bool {
         self.reqs.is_empty()
             && self.cpls.is_empty()
+            && self.cpus.iter().all(|c| c.next >= c.ops.len())
             && self
                 .devices
                 .iter()

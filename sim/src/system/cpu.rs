@@ -1,0 +1,146 @@
+//! Handlers for the CPUs' programs and the MMIO writes (doorbells) they send downstream.
+//!
+//! A CPU's uncached store to a device register becomes a posted memory write from the root
+//! complex (PCIe Base 6.0 §2.2.7.1) that leaves the root port `mmio_latency` later, queues on
+//! the downstream link behind — or, where the ordering rules allow, ahead of — completions,
+//! needs the device's posted receive credits, and rings the device's doorbell on arrival.
+
+use super::{DownItem, Event, SimError, System, UpItem, HOST_BRIDGE};
+use crate::engine::EventQueue;
+use crate::scenario::CpuOp;
+use crate::slab::Key;
+use bytes::Bytes;
+use model_core::Tick;
+use pcie::tlp::{dw_span, AddressType, Attr, DW_BYTES};
+use pcie::{Need, Tlp, TlpKind, UpdateFc};
+
+impl System {
+    /// A CPU takes its next step. Posted writes retire at once; delays hold the CPU.
+    pub(super) fn cpu_step(
+        &mut self,
+        now: Tick,
+        cpu: u16,
+        q: &mut EventQueue<Event>,
+    ) -> Result<(), SimError> {
+        let c = &mut self.cpus[usize::from(cpu)];
+        let Some(op) = c.ops.get(c.next).cloned() else {
+            return Ok(());
+        };
+        c.next += 1;
+        match op {
+            CpuOp::Delay(d) => q.schedule(now + d.ns.span(), Event::CpuStep { cpu })?,
+            CpuOp::MmioWrite(w) => {
+                c.mmio_writes += 1;
+                let dev = *self.device_index.get(&w.device).ok_or(SimError::Invariant(
+                    "MMIO write to a device the scenario lacks",
+                ))?;
+                let bar0 = self.devices[usize::from(dev)].bar0;
+                let tlp = mmio_write(bar0.wrapping_add(w.offset.0), w.bytes.0, w.value);
+                let key = self.cpls.insert(tlp);
+                q.schedule(now + self.mmio_latency, Event::MmioEgress { dev, tlp: key })?;
+                q.schedule(now, Event::CpuStep { cpu })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The write reaches the root port and queues for the downstream link.
+    pub(super) fn mmio_egress(
+        &mut self,
+        dev: u16,
+        key: Key,
+        q: &mut EventQueue<Event>,
+    ) -> Result<(), SimError> {
+        let tlp = self
+            .cpls
+            .get(key)
+            .ok_or(SimError::Lost(Event::MmioEgress { dev, tlp: key }))?;
+        self.devices[usize::from(dev)]
+            .down
+            .push_tlp(DownItem::Mmio(key), tlp);
+        self.kick_down(dev, q)
+    }
+
+    /// The write reaches the device: the register is written, the buffer freed.
+    pub(super) fn mmio_in(
+        &mut self,
+        now: Tick,
+        dev: u16,
+        key: Key,
+        q: &mut EventQueue<Event>,
+    ) -> Result<(), SimError> {
+        let tlp = self
+            .cpls
+            .remove(key)
+            .ok_or(SimError::Lost(Event::MmioIn { dev, tlp: key }))?;
+        let d = &mut self.devices[usize::from(dev)];
+        d.mmio_writes += 1;
+        if d.acks.received() {
+            d.up.push_dllp(UpItem::Ack);
+        }
+        d.feed
+            .doorbell(tlp.first_enabled_address().wrapping_sub(d.bar0));
+        let need = Need::of(&tlp);
+        d.rx_credits.received(need);
+        if let Some(update) = d.rx_credits.freed(need) {
+            d.up.push_dllp(UpItem::UpdateFc(update));
+        }
+        self.horizon = self.horizon.max(now);
+        self.kick_up(dev, q) // DLLPs to send, and the DMA engine may go on
+    }
+
+    /// The device returned credits to its root port.
+    pub(super) fn update_fc_up_in(
+        &mut self,
+        dev: u16,
+        update: UpdateFc,
+        q: &mut EventQueue<Event>,
+    ) -> Result<(), SimError> {
+        let d = &mut self.devices[usize::from(dev)];
+        d.down_gate.update(update.class, update.header, update.data);
+        self.kick_down(dev, q)
+    }
+}
+
+/// The posted write a CPU's `bytes`-byte store of `value` (little-endian) at `address` is.
+fn mmio_write(address: u64, bytes: u64, value: u64) -> Tlp {
+    let (dw_addr, length_dw, first_be, last_be) = dw_span(address, bytes);
+    let mut payload = vec![0u8; usize::from(length_dw) * DW_BYTES as usize];
+    let lead = (address - dw_addr) as usize;
+    let le = value.to_le_bytes();
+    payload[lead..lead + bytes as usize].copy_from_slice(&le[..bytes as usize]);
+    Tlp {
+        kind: TlpKind::MemWrite,
+        requester: HOST_BRIDGE,
+        tag: 0,
+        tc: 0,
+        attr: Attr::default(),
+        at: AddressType::Untranslated,
+        pasid: None,
+        td: false,
+        address: dw_addr,
+        length_dw,
+        first_be,
+        last_be,
+        payload: Bytes::from(payload),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_mmio_write_is_a_legal_posted_write_with_the_value_little_endian() {
+        let t = mmio_write(0xfe00_0012, 4, 0x1122_3344);
+        // 4 bytes at offset 2 of a DW: two DWs, First BE 1100b, Last BE 0011b.
+        assert_eq!(
+            (t.address, t.length_dw, t.first_be, t.last_be),
+            (0xfe00_0010, 2, 0b1100, 0b0011)
+        );
+        assert_eq!(&t.payload[2..6], &[0x44, 0x33, 0x22, 0x11]);
+        assert_eq!(t.first_enabled_address(), 0xfe00_0012);
+        let v = pcie::wire::validate(&t.to_wire(), &pcie::wire::ValidationContext::default());
+        assert!(v.is_empty(), "{v:?}");
+    }
+}
