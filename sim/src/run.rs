@@ -102,7 +102,10 @@ fn report(
         name: v.name.clone(),
         params: v.params.clone(),
         corruption: system.checker.corruption(),
-        faults: Faults::default(),
+        faults: Faults {
+            count: system.fault_count,
+            records: system.faults.clone(),
+        },
         latency_ns: system
             .latency
             .iter()

@@ -434,14 +434,14 @@ fn address_must_be_hex_with_0x() {
 }
 
 #[test]
-fn read_tags_must_be_1_to_1024() {
-    for bad in ["0", "2000"] {
+fn read_tags_must_be_1_to_768() {
+    for bad in ["0", "769", "2000"] {
         let (text, at) = edit("\"read_tags\": 32", &format!("\"read_tags\": {bad}"), bad);
         reject(
             &text,
             Some(at),
             Some("devices[0].read_tags"),
-            "expected 1 to 1024",
+            "expected 1 to 768",
         );
     }
 }
@@ -683,4 +683,61 @@ fn sweep_entry_type_error_quotes_the_dotted_key() {
     let (text, at) = with_sweep(r#"{"platform.pcie.lanes": 8}"#, "8");
     let path = Some(r#"sweep["platform.pcie.lanes"]"#);
     reject(&text, Some(at), path, "expected a sequence");
+}
+
+// ---- Cross-field rules ----
+
+#[test]
+fn posted_data_credits_must_hold_one_max_payload_write() {
+    // MPS 256 needs 16 data credits; 8 would stall the first write forever.
+    let (text, _) = edit(
+        "\"root_complex\": {\"rcb_bytes\": 64,",
+        "\"root_complex\": {\"credits\": {\"posted_data\": 8}, \"rcb_bytes\": 64,",
+        "8",
+    );
+    let at = span(&text, "\"posted_data\": ", "8");
+    reject(
+        &text,
+        Some(at),
+        Some("platform.root_complex.credits.posted_data"),
+        "expected at least 16 or 0 (infinite)",
+    );
+}
+
+#[test]
+fn a_stream_of_billions_of_tiny_transfers_is_refused_as_too_long_to_run() {
+    // 4 GiB in 1-byte transfers is within the byte budget but needs ~8.6e9 TLPs.
+    let (text, at) = edit(
+        "\"transfer_bytes\": 4096,\n      \"count\": 16,",
+        "\"transfer_bytes\": 1,\n      \"count\": 2000000000,",
+        "2000000000",
+    );
+    reject(
+        &text,
+        Some(at),
+        Some("workload.stream.count"),
+        "lower the count",
+    );
+}
+
+#[test]
+fn a_sweep_whose_variants_together_are_too_long_to_run_is_refused() {
+    // Each variant: 40 M writes of 64 bytes = 40 M TLPs (under the per-variant cap);
+    // 16 seeds of it are 640 M TLPs.
+    let (text, _) = edit(
+        "\"direction\": \"mixed\",\n      \"transfer_bytes\": 4096,\n      \"count\": 16,",
+        "\"direction\": \"write\",\n      \"transfer_bytes\": 64,\n      \"count\": 40000000,",
+        "40000000",
+    );
+    let seeds: Vec<String> = (0..16).map(|i| i.to_string()).collect();
+    let text = text.replacen(
+        "\"seed\": 7,",
+        &format!(
+            "\"seed\": 7,\n  \"sweep\": {{\"seed\": [{}]}},",
+            seeds.join(", ")
+        ),
+        1,
+    );
+    let at = span(&text, "\"sweep\": ", "{");
+    reject(&text, Some(at), Some("sweep"), "sweep fewer values");
 }

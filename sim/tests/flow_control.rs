@@ -84,3 +84,51 @@ fn reads_slower_than_the_completion_timeout_fail_and_their_late_data_is_unexpect
     assert_eq!(v.latency_ns["dma_read"].count, 0, "no read succeeded");
     assert!(reports::render_text(&r).contains("READ ERRORS: 8 completion timeouts"));
 }
+
+#[test]
+fn a3_writes_pass_reads_waiting_for_a_root_port_read_tracker() {
+    // One read tracker and 2 µs DRAM: eight reads go to memory one after another (~2 µs
+    // each). The eight writes behind them on the link must pass them at the root port.
+    let reads: Vec<String> = (0..8)
+        .map(|i| {
+            format!(
+                r#"{{"dma_read": {{"address": "{:#x}", "bytes": 64}}}}"#,
+                0x1000 + i * 64
+            )
+        })
+        .collect();
+    let writes: Vec<String> = (0..8)
+        .map(|i| {
+            format!(
+                r#"{{"dma_write": {{"address": "{:#x}", "bytes": 64}}}}"#,
+                0x8000 + i * 64
+            )
+        })
+        .collect();
+    let text = format!(
+        r#"{{"name": "a3", "seed": 1,
+  "platform": {{"root_complex": {{"max_outstanding_reads": 1}}, "dram": {{"latency_ns": 2000}}}},
+  "devices": [{{"name": "d", "bdf": "01:00.0"}}],
+  "workload": {{"program": {{"devices": {{"d": [{}, {}]}}}}}}
+}}"#,
+        reads.join(", "),
+        writes.join(", ")
+    );
+    let loaded = scenario::parse(Path::new("<a3>"), &text).unwrap();
+    let r = run_loaded(&loaded, RunOptions::default()).unwrap();
+    let v = &r.variants[0];
+    assert_eq!(v.sim.stop_reason, reports::StopReason::Completed);
+    let reads = &v.latency_ns["dma_read"];
+    let writes = &v.latency_ns["dma_write"];
+    assert_eq!((reads.count, writes.count), (8, 8));
+    assert!(
+        reads.max > 14_000.0,
+        "reads waited for the tracker: {}",
+        reads.max
+    );
+    assert!(
+        writes.max < 3_000.0,
+        "writes did not wait behind the reads: {}",
+        writes.max
+    );
+}

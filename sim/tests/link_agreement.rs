@@ -23,7 +23,7 @@ fn stream(gen: u32, lanes: u32, mps: u32, mrrs: u32, dir: &str, size: u64, gbps:
                                    "non_posted_header": 127, "non_posted_data": 0}}}},
     "dram": {{"latency_ns": 50, "bandwidth_mbps": 10000000}}
   }},
-  "devices": [{{"name": "d", "bdf": "01:00.0", "read_tags": 1024}}],
+  "devices": [{{"name": "d", "bdf": "01:00.0", "read_tags": 768}}],
   "workload": {{"stream": {{"device": "d", "direction": "{dir}", "transfer_bytes": {size},
                           "count": {count}, "stride_bytes": {stride}, "base": "0x1000_0000"}}}}
 }}"#

@@ -37,8 +37,7 @@ fn serialise_ps(gen_mts: f64, lanes: f64, wire: f64) -> u64 {
     (wire * ps_per_lane_byte / lanes - 1e-6).ceil() as u64
 }
 
-/// (header bytes, framing bytes) of a memory request: 3 DW below 4 GiB, else 4 DW; 2 bytes
-/// of sequence number, 4 of LCRC and 2 framing symbols.
+/// Header bytes of a memory request: 3 DW below 4 GiB, else 4 DW (PCIe Base 6.0 §2.2.4.1).
 fn header(address: u64) -> u64 {
     if address > u64::from(u32::MAX) {
         16
@@ -46,6 +45,8 @@ fn header(address: u64) -> u64 {
         12
     }
 }
+/// Per-TLP link overhead at Gen3: a 4-byte STP token carrying the sequence number, and the
+/// 4-byte LCRC (PCIe Base 6.0 §4.2.2.3.1, §3.6.2).
 const FRAMING: u64 = 8;
 
 fn expected_ps(op: &str, address: u64, bytes: u64) -> u64 {
@@ -57,7 +58,8 @@ fn expected_ps(op: &str, address: u64, bytes: u64) -> u64 {
     let cycle_ps = 1e6 / p.root_complex.clock_mhz.0 as f64;
     let rc_req = (p.root_complex.request_latency_cycles.0 as f64 * cycle_ps) as u64;
     let rc_cpl = (p.root_complex.completion_latency_cycles.0 as f64 * cycle_ps) as u64;
-    let iommu = 7_000; // the scenario's iommu.none.latency_ns
+    let snoopsim::scenario::IommuSpec::None { latency_ns } = &p.iommu;
+    let iommu = latency_ns.span().as_ps();
     let dram = p.dram.latency_ns.span().as_ps();
     let dram_xfer = (bytes as f64 * 1e6 / p.dram.bandwidth_mbps.0 as f64).ceil() as u64;
     let up_head = header(address);

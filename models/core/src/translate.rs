@@ -38,6 +38,15 @@ pub struct TranslationRequest {
     pub access: AccessKind,
     /// The PASID from the TLP prefix, if any.
     pub pasid: Option<u32>,
+    /// The PASID prefix's Execute Requested bit.
+    pub execute: bool,
+    /// The PASID prefix's Privileged Mode Requested bit.
+    pub privileged: bool,
+    /// The TLP's No Snoop attribute (Attr[0]): the other half of the snoop decision.
+    pub no_snoop: bool,
+    /// AT = Translated: the device translated the address itself with ATS, and the IOMMU
+    /// decides whether it may (VT-d context entry TT, AMD-Vi DTE I bit).
+    pub translated: bool,
 }
 
 /// A successful translation.
@@ -82,8 +91,8 @@ pub trait TranslationAgent {
     ) -> Result<Translation, TranslationFault>;
 }
 
-/// No IOMMU: every IOVA is the physical address, nothing forces snooping, and the only cost
-/// is a fixed pass-through latency.
+/// No IOMMU: every IOVA is the physical address (ATS-translated or not), nothing forces
+/// snooping, and the only cost is a fixed pass-through latency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct IdentityTranslation {
     /// Time the request spends crossing where an IOMMU would sit.
@@ -123,6 +132,10 @@ mod tests {
             len: 64,
             access: AccessKind::Write,
             pasid: None,
+            execute: false,
+            privileged: false,
+            no_snoop: true,
+            translated: false,
         };
         let t = id.translate(Tick::ZERO, &req).unwrap();
         assert_eq!(t.pa, PhysAddr(0x1234_5000));

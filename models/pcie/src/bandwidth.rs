@@ -171,6 +171,48 @@ mod tests {
         assert!((p.row(4096).read_gbps - want).abs() < 1e-6);
     }
 
+    fn params(gen: LinkGen, lanes: u32, mps: u32, mrrs: u32) -> Params {
+        Params {
+            link: LinkConfig::new(gen, lanes, Span::ZERO, DllpPolicy::default()).unwrap(),
+            mps,
+            mrrs,
+            addr64: false,
+        }
+    }
+
+    #[test]
+    fn gen1_x1_mps128_writes_match_a_hand_calculation() {
+        // 8b/10b at 2.5 GT/s: 4 ns per byte, SKP: 4 symbols in every 1538 → × 1538/1534.
+        // 4096 B = 32 MWr of 12 + 128 + 8 = 148 wire bytes = 4736 up; downstream only
+        // 8 Acks + 8 UpdateFCs = 128 bytes. 4096 / (4736 × 4 × 1538/1534) GB/s.
+        let want = 4096.0 / (4736.0 * 4.0 * 1538.0 / 1534.0);
+        let got = params(LinkGen::Gen1, 1, 128, 128).row(4096).write_gbps;
+        assert!((got - want).abs() < 1e-9, "{got} vs {want}");
+        assert!((got - 0.2156).abs() < 0.0001);
+    }
+
+    #[test]
+    fn gen6_flit_mode_writes_match_a_hand_calculation() {
+        // 64 Gb/s × 16 lanes = 128 B/ns raw; 236 TLP bytes per 256-byte flit; no per-TLP
+        // framing, DLLPs inside the flits. 16 MWr of 12 + 256 = 4288 bytes:
+        // 4096 / (4288 × 256/236 / 128) = 112.71 GB/s.
+        let want = 4096.0 / (4288.0 * 256.0 / 236.0 / 128.0);
+        let got = params(LinkGen::Gen6, 16, 256, 512).row(4096).write_gbps;
+        assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+    }
+
+    #[test]
+    fn gen3_x8_reads_with_mps128_are_bounded_by_128_byte_completions() {
+        // MRRS 512 → 8 MRd; each answered by 4 CplD of 128 B (RCB 64 divides 128).
+        // Down: 32 × (12 + 128 + 8) = 4736, + Acks and UpdateFCs for 8 MRd (2 + 2) × 8 = 4768.
+        // Up: 8 × 20 + Acks for 32 CplD (8 × 8) = 224. Per byte on x8:
+        // 1015.625 / 8 ps × 372/371.
+        let ps_per_byte = 1015.625 / 8.0 * 372.0 / 371.0;
+        let want = 4096.0 * 1000.0 / (4768.0 * ps_per_byte);
+        let got = params(LinkGen::Gen3, 8, 128, 512).row(4096).read_gbps;
+        assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+    }
+
     #[test]
     fn small_transfers_pay_more_overhead_and_mixed_uses_both_directions() {
         let p = gen3x8();

@@ -17,8 +17,18 @@ use model_core::{Bdf, Span, Tick};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-/// Largest tag count with 10-bit tags (PCIe Base 6.0 §2.2.6.2).
-pub const MAX_TAGS_10BIT: u16 = 1024;
+/// Most outstanding reads with 8-bit tags: Tag[7:0] (PCIe Base 6.0 §2.2.6.2).
+pub const MAX_TAGS_8BIT: u16 = 256;
+/// Most outstanding reads with 10-bit tags: a 10-Bit Tag Requester must not use the 256
+/// values with Tag[9:8] = 00b (§2.2.6.2), leaving 768.
+pub const MAX_TAGS_10BIT: u16 = 768;
+
+/// The tags a requester with `n` outstanding reads uses: 8-bit tags 0.. when `n` fits in
+/// 256, else 10-bit tags from 100h (Tag[9:8] ≠ 00b).
+pub fn tag_values(n: u16) -> impl Iterator<Item = u16> {
+    let start = if n <= MAX_TAGS_8BIT { 0 } else { MAX_TAGS_8BIT };
+    (start..start + n.min(MAX_TAGS_10BIT)).take(usize::from(n))
+}
 
 /// Direction of a DMA transfer, from the device's point of view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -39,7 +49,7 @@ pub struct EndpointConfig {
     pub mps: u32,
     /// Max_Read_Request_Size in bytes (power of two, 128..=4096; §7.5.3.4).
     pub mrrs: u32,
-    /// Read tags the engine may have outstanding (1..=1024).
+    /// Read tags the engine may have outstanding (1..=768; above 256 it uses 10-bit tags).
     pub read_tags: u16,
     /// Add an ECRC digest to every request.
     pub ecrc: bool,
@@ -145,6 +155,8 @@ struct OutstandingRead {
     deadline: Tick,
     /// Offset of this request's first byte within the descriptor.
     offset: usize,
+    /// Address of the request's first byte.
+    first_byte: u64,
     len: usize,
     received: usize,
     last: bool,
@@ -181,7 +193,7 @@ impl Endpoint {
     /// An idle engine.
     pub fn new(config: EndpointConfig) -> Endpoint {
         Endpoint {
-            free_tags: (0..config.read_tags.min(MAX_TAGS_10BIT)).collect(),
+            free_tags: tag_values(config.read_tags).collect(),
             config,
             queue: VecDeque::new(),
             cursor: 0,
@@ -295,6 +307,7 @@ impl Endpoint {
                         issued: now,
                         deadline,
                         offset: offset as usize,
+                        first_byte: addr,
                         len: len as usize,
                         received: 0,
                         last,
@@ -385,7 +398,7 @@ impl Endpoint {
         _now: Tick,
         tlp: &Tlp,
     ) -> Result<Option<ReadDone>, EndpointError> {
-        let TlpKind::CplD {
+        let TlpKind::Completion {
             status,
             byte_count,
             lower_address,
@@ -400,7 +413,9 @@ impl Endpoint {
             return Ok(None);
         };
         self.stats.completions += 1;
-        if status != CplStatus::Sc {
+        // An error status ends the read; so does a successful completion without data, which
+        // a memory read never gets (PCIe Base 6.0 §2.2.9: reads complete with CplD).
+        if status != CplStatus::Sc || tlp.length_dw == 0 {
             self.stats.error_completions += 1;
             let out = self.finish(tag);
             if let Some(o) = &out {
@@ -412,6 +427,16 @@ impl Endpoint {
                 status,
                 descriptor_done: None,
             }));
+        }
+        // Completions of one request arrive in address order (§2.4.1), so this one must
+        // start where the data so far ends, and say so in Lower Address and Byte Count
+        // (§2.2.9.1). One that does not is malformed: counted as unexpected, its data dropped.
+        let expect_at = out.first_byte + out.received as u64;
+        if u64::from(lower_address) != expect_at & 0x7f
+            || byte_count as usize != out.len - out.received
+        {
+            self.stats.unexpected_completions += 1;
+            return Ok(None);
         }
         // The first byte of this completion's payload that belongs to the request.
         let skip = usize::from(lower_address) % DW_BYTES as usize;
@@ -486,6 +511,16 @@ mod tests {
 
     fn drain(e: &mut Endpoint) -> Vec<Issued> {
         std::iter::from_fn(|| e.poll_transmit(Tick::ZERO)).collect()
+    }
+
+    #[test]
+    fn more_than_256_reads_use_10_bit_tags_with_tag_9_8_nonzero() {
+        let small: Vec<u16> = tag_values(3).collect();
+        assert_eq!(small, [0, 1, 2]);
+        let big: Vec<u16> = tag_values(768).collect();
+        assert_eq!((big.len(), big[0], big[767]), (768, 0x100, 0x3ff));
+        assert!(big.iter().all(|t| t >> 8 != 0));
+        assert_eq!(tag_values(1000).count(), 768, "capped at 768");
     }
 
     #[test]
@@ -604,7 +639,7 @@ mod tests {
             RCB_BYTES,
             &Bytes::from(vec![0; 64]),
         );
-        let TlpKind::CplD { ref mut status, .. } = c[0].kind else {
+        let TlpKind::Completion { ref mut status, .. } = c[0].kind else {
             unreachable!()
         };
         *status = CplStatus::Ur;
@@ -614,6 +649,31 @@ mod tests {
         assert_eq!(e.stats().error_completions, 1);
         assert_eq!(e.stats().failed_transfers, 1);
         assert!(e.is_idle());
+    }
+
+    #[test]
+    fn a_completion_out_of_address_order_is_dropped_as_unexpected() {
+        let mut e = ep(128, 512, 4);
+        e.post(desc(DmaDirection::Read, 0x1000, 512));
+        let req = e.poll_transmit(Tick::ZERO).unwrap().tlp;
+        let c = completions_for(
+            &req,
+            Bdf::from_raw(0),
+            128,
+            RCB_BYTES,
+            &Bytes::from(vec![7; 512]),
+        );
+        assert_eq!(c.len(), 4);
+        // The second completion first: its Lower Address and Byte Count do not fit.
+        assert_eq!(e.handle_completion(Tick::ZERO, &c[1]).unwrap(), None);
+        assert_eq!(e.stats().unexpected_completions, 1);
+        assert_eq!(e.stats().bytes_read, 0);
+        // The right order still completes the read.
+        assert_eq!(e.handle_completion(Tick::ZERO, &c[0]).unwrap(), None);
+        assert_eq!(e.handle_completion(Tick::ZERO, &c[1]).unwrap(), None);
+        assert_eq!(e.handle_completion(Tick::ZERO, &c[2]).unwrap(), None);
+        let done = e.handle_completion(Tick::ZERO, &c[3]).unwrap().unwrap();
+        assert_eq!(done.descriptor_done.unwrap().2, Bytes::from(vec![7; 512]));
     }
 
     #[test]

@@ -52,7 +52,7 @@ impl Need {
         let class = match tlp.kind {
             TlpKind::MemWrite => FcClass::Posted,
             TlpKind::MemRead => FcClass::NonPosted,
-            TlpKind::CplD { .. } => FcClass::Completion,
+            TlpKind::Completion { .. } => FcClass::Completion,
         };
         Need {
             class,

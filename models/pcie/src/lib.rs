@@ -1,16 +1,21 @@
 //! `pcie`: the PCIe transaction layer and link timing.
 //!
 //! What this crate owns (PCIe Base Specification 6.0; DESIGN.md "Layout"):
-//! * [`tlp`]: transaction-layer packets as typed values, with the header sizes and byte
-//!   enables the wire format dictates. Exact wire encoding and decoding of every TLP type
-//!   (with `bytes`) is the PCIe-model issue's work; this slice carries memory reads, writes
-//!   and completions with data.
-//! * [`link`]: link timing: generation, width, line encoding and per-TLP framing overhead,
-//!   with serialisation per direction so back-to-back TLPs queue behind each other.
-//!   DLLP traffic and flow-control credits come with the PCIe-model issue.
+//! * [`wire`]: the exact wire format of every TLP kind the simulator or a user meets
+//!   (memory, I/O, configuration, messages, completions; PASID prefix; ECRC), with the
+//!   spec's rule checks. [`tlp`] is the simulator's working form of the TLPs it moves,
+//!   convertible to [`wire`] for encoding and checking.
+//! * [`link`]: link timing — generation, width, line encoding, SKP ordered sets or Gen6
+//!   flits, per-TLP framing — and transmitters that send DLLPs (Acks, UpdateFCs) ahead of
+//!   waiting TLPs and release TLPs in the order [`ordering`] allows.
+//! * [`fc`]: flow-control credits by type: the transmitter's gate, the receiver's returns.
+//! * [`ordering`]: the transaction ordering rules (Table 2-42) with RO and IDO.
 //! * [`endpoint`]: a descriptor-driven DMA engine that cuts transfers by MPS, MRRS and 4 KiB
-//!   boundaries, limits outstanding read tags and reassembles completions.
-//! * [`rc`]: the root complex's completer side: fixed latency and completion splitting.
+//!   boundaries, limits outstanding read tags (8- or 10-bit), reassembles completions and
+//!   times reads out.
+//! * [`rc`]: the root port's receive side (ingress pipeline, credit returns, Acks) and the
+//!   completer side (completion splitting at the RCB, error completions).
+//! * [`bandwidth`]: the analytic DMA bandwidth model behind `snoopsim link-model`.
 //!
 //! ```text
 //!   Endpoint ──MWr/MRd──▶ Link (upstream) ──▶ RootComplex ──▶ IOMMU ──▶ memory
@@ -28,6 +33,7 @@ pub mod endpoint;
 pub mod fc;
 pub mod link;
 pub mod ordering;
+pub mod port;
 pub mod rc;
 pub mod tlp;
 pub mod wire;
@@ -41,5 +47,6 @@ pub use link::{
     AckCounter, DllpPolicy, LinkConfig, LinkDirection, LinkError, LinkGen, LinkStats, Sent,
     Transmission, Transmitter,
 };
-pub use rc::{completions_for, Ingress, RootComplexConfig, RootPort, RCB_BYTES};
+pub use port::{Accepted, RootPort};
+pub use rc::{completions_for, error_completion, RootComplexConfig, RCB_BYTES};
 pub use tlp::{Attr, CplStatus, Tlp, TlpKind};

@@ -403,7 +403,9 @@ impl OrderingInfo {
         let base = match tlp.kind {
             TlpKind::MemWrite => Self::posted(tlp.requester, tlp.tag),
             TlpKind::MemRead => Self::read_request(tlp.requester, tlp.tag),
-            TlpKind::CplD { completer, .. } => Self::completion(completer, tlp.requester, tlp.tag),
+            TlpKind::Completion { completer, .. } => {
+                Self::completion(completer, tlp.requester, tlp.tag)
+            }
         };
         OrderingInfo {
             pasid: tlp.pasid.map(|p| p.pasid),

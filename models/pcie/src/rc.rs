@@ -8,18 +8,22 @@
 //! completion's first enabled byte (§2.2.9). Completions of one request go out in address
 //! order (§2.4.1).
 //!
-//! Not yet modelled (PCIe-model issue): ingress queues per credit type, ordering between
-//! posted writes and completions, completion for requests with UR/CA status.
+//! A request the IOMMU blocked, or the completer cannot serve, is answered with one
+//! completion without data carrying the error status ([`error_completion`]).
+//!
+//! The root port's receive side (queues, credits, Acks) is [`crate::port`].
 
-use crate::fc::{Credits, FcReturn, Need, UpdateFc};
-use crate::link::AckCounter;
+use crate::fc::Credits;
 use crate::tlp::{CplStatus, Tlp, TlpKind, DW_BYTES};
 use bytes::Bytes;
-use model_core::{Bdf, Span, Tick};
+use model_core::{Bdf, Span};
 
 /// Read Completion Boundary of a root port: 64 bytes (PCIe Base 6.0 §7.5.3.7, Link Control
 /// RCB bit clear; cocotbext-pcie `RootComplex` defaults to 64).
 pub const RCB_BYTES: u32 = 64;
+
+/// Lower Address is the low 7 bits of a byte address (PCIe Base 6.0 §2.2.9.1).
+const LOWER_ADDRESS_MASK: u64 = 0x7f;
 
 /// Static configuration of the root complex.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,63 +41,9 @@ pub struct RootComplexConfig {
     pub accept_interval: Span,
     /// Credits each root port advertises for requests from its device.
     pub credits: Credits,
-}
-
-/// What happens when a TLP reaches a root port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ingress {
-    /// When the ingress pipeline takes it out of the receive buffers.
-    pub accepted: Tick,
-    /// An Ack DLLP is due on the downstream direction now.
-    pub ack: bool,
-}
-
-/// The receive side of one root port: buffers, credit returns, Acks, and the ingress
-/// pipeline's acceptance rate.
-#[derive(Debug, Clone)]
-pub struct RootPort {
-    accept_interval: Span,
-    next_accept: Tick,
-    credits: FcReturn,
-    acks: AckCounter,
-}
-
-impl RootPort {
-    /// A port with `config`'s credits and rate, whose device sends at most `mps`-byte
-    /// payloads; DLLPs per the link's ratios.
-    pub fn new(
-        config: &RootComplexConfig,
-        mps: u32,
-        ack_every: u32,
-        update_fc_every: u32,
-    ) -> RootPort {
-        let mut largest = Credits::INFINITE;
-        largest.posted.header = 1;
-        largest.posted.data = mps.div_ceil(crate::fc::DATA_CREDIT_BYTES as u32);
-        largest.non_posted.header = 1;
-        RootPort {
-            accept_interval: config.accept_interval,
-            next_accept: Tick::ZERO,
-            credits: FcReturn::new(config.credits, largest, update_fc_every),
-            acks: AckCounter::new(ack_every),
-        }
-    }
-
-    /// A TLP needing `need` arrived at `now`.
-    pub fn arrive(&mut self, now: Tick, need: Need) -> Ingress {
-        self.credits.received(need);
-        let accepted = now.max(self.next_accept);
-        self.next_accept = accepted + self.accept_interval;
-        Ingress {
-            accepted,
-            ack: self.acks.received(),
-        }
-    }
-
-    /// The ingress pipeline took the TLP: its buffers are free. Returns the UpdateFC due.
-    pub fn accept(&mut self, need: Need) -> Option<UpdateFc> {
-        self.credits.freed(need)
-    }
+    /// Reads a root port may have outstanding towards memory (0 = no limit). While they
+    /// are all in use, later reads wait in the ingress queue and writes pass them.
+    pub max_outstanding_reads: u32,
 }
 
 /// Builds the completions answering `req`.
@@ -103,7 +53,9 @@ impl RootPort {
 /// Max_Payload_Size in bytes.
 pub fn completions_for(req: &Tlp, completer: Bdf, mps: u32, rcb: u32, data: &Bytes) -> Vec<Tlp> {
     let span = usize::from(req.length_dw) * DW_BYTES as usize;
-    let mut remaining = req.enabled_bytes() as u32;
+    // A zero-length read (1 DW, no byte enabled) still gets a 1-DW CplD, with Byte Count 1
+    // (PCIe Base 6.0 §2.2.5 zero-length read; the Byte Count value is UNCONFIRMED).
+    let mut remaining = (req.enabled_bytes() as u32).max(1);
     let mut out = Vec::with_capacity(span / mps.max(1) as usize + 1);
     let mut offset = 0usize; // within the DW-aligned span
     let mut first_byte = req.first_enabled_address();
@@ -114,11 +66,11 @@ pub fn completions_for(req: &Tlp, completer: Bdf, mps: u32, rcb: u32, data: &Byt
         let len = room.min(span - offset);
         let payload = data.slice(offset..(offset + len).min(data.len()));
         out.push(Tlp {
-            kind: TlpKind::CplD {
+            kind: TlpKind::Completion {
                 completer,
                 status: CplStatus::Sc,
                 byte_count: remaining,
-                lower_address: (first_byte & 0x7f) as u8,
+                lower_address: (first_byte & LOWER_ADDRESS_MASK) as u8,
             },
             requester: req.requester,
             tag: req.tag,
@@ -140,6 +92,32 @@ pub fn completions_for(req: &Tlp, completer: Bdf, mps: u32, rcb: u32, data: &Byt
         first_byte = req.address + offset as u64;
     }
     out
+}
+
+/// The completion without data that ends `req` with an error `status` (UR for a request the
+/// IOMMU blocked, CA for one the completer aborted; PCIe Base 6.0 §2.3.1). Byte Count is
+/// what remained of the request; Lower Address is that of its first enabled byte.
+pub fn error_completion(req: &Tlp, completer: Bdf, status: CplStatus) -> Tlp {
+    Tlp {
+        kind: TlpKind::Completion {
+            completer,
+            status,
+            byte_count: (req.enabled_bytes() as u32).max(1),
+            lower_address: (req.first_enabled_address() & LOWER_ADDRESS_MASK) as u8,
+        },
+        requester: req.requester,
+        tag: req.tag,
+        tc: req.tc,
+        attr: req.attr,
+        at: crate::tlp::AddressType::Untranslated,
+        pasid: None,
+        td: false,
+        address: 0,
+        length_dw: 0,
+        first_be: 0,
+        last_be: 0,
+        payload: Bytes::new(),
+    }
 }
 
 #[cfg(test)]
@@ -168,7 +146,7 @@ mod tests {
 
     fn fields(c: &Tlp) -> (u32, u8, u16) {
         match c.kind {
-            TlpKind::CplD {
+            TlpKind::Completion {
                 byte_count,
                 lower_address,
                 ..
@@ -187,35 +165,6 @@ mod tests {
         let f: Vec<_> = c.iter().map(fields).collect();
         assert_eq!(f, vec![(512, 0x20, 56), (288, 0x00, 64), (32, 0x00, 8)]);
         assert!(c.iter().all(|x| x.tag == 3 && x.requester == req.requester));
-    }
-
-    #[test]
-    fn a_slow_ingress_pipeline_spaces_out_acceptance() {
-        let cfg = RootComplexConfig {
-            completer: Bdf::from_raw(0),
-            request_latency: Span::ZERO,
-            completion_latency: Span::ZERO,
-            rcb: 64,
-            accept_interval: Span::from_ns(10),
-            credits: Credits::INFINITE,
-        };
-        let mut p = RootPort::new(&cfg, 256, 2, 4);
-        let n = Need {
-            class: crate::fc::FcClass::Posted,
-            header: 1,
-            data: 16,
-        };
-        let a = p.arrive(Tick::from_ps(0), n);
-        let b = p.arrive(Tick::from_ps(1_000), n);
-        let c = p.arrive(Tick::from_ps(50_000), n);
-        assert_eq!(a.accepted, Tick::ZERO);
-        assert_eq!(b.accepted, Tick::from_ps(10_000), "waits for the pipeline");
-        assert_eq!(
-            c.accepted,
-            Tick::from_ps(50_000),
-            "idle pipeline takes it at once"
-        );
-        assert_eq!((a.ack, b.ack, c.ack), (false, true, false));
     }
 
     #[test]

@@ -32,8 +32,9 @@ pub enum TlpKind {
     MemRead,
     /// Memory write request; the payload is in [`Tlp::payload`].
     MemWrite,
-    /// Completion with data for the read whose tag it carries.
-    CplD {
+    /// Completion for the request whose tag it carries: CplD when `length_dw > 0`, Cpl
+    /// (no data; Length is Reserved) when it is 0 — as for an error status.
+    Completion {
         /// The completer's ID.
         completer: Bdf,
         /// Completion status.
@@ -109,7 +110,7 @@ impl Tlp {
     pub fn payload_bytes(&self) -> u64 {
         match self.kind {
             TlpKind::MemRead => 0,
-            TlpKind::MemWrite | TlpKind::CplD { .. } => u64::from(self.length_dw) * DW_BYTES,
+            TlpKind::MemWrite | TlpKind::Completion { .. } => u64::from(self.length_dw) * DW_BYTES,
         }
     }
 
@@ -169,13 +170,13 @@ impl Tlp {
                 address: self.address,
                 ph: 0,
             },
-            TlpKind::CplD {
+            TlpKind::Completion {
                 completer,
                 status,
                 byte_count,
                 lower_address,
             } => wire::TlpKind::Completion {
-                data: true,
+                data: self.length_dw > 0,
                 locked: false,
                 cpl: wire::CompletionHeader {
                     completer,
@@ -211,7 +212,8 @@ impl Tlp {
             (TlpKind::MemRead, true) => "MRd64",
             (TlpKind::MemWrite, false) => "MWr32",
             (TlpKind::MemWrite, true) => "MWr64",
-            (TlpKind::CplD { .. }, _) => "CplD",
+            (TlpKind::Completion { .. }, _) if self.length_dw == 0 => "Cpl",
+            (TlpKind::Completion { .. }, _) => "CplD",
         }
     }
 }

@@ -290,7 +290,7 @@ fn of_tlp_maps_mem_read_write_and_cpld() {
         OrderingInfo::of(&tlp(TlpKind::MemRead)).class,
         OrderingClass::ReadRequest
     );
-    let c = OrderingInfo::of(&tlp(TlpKind::CplD {
+    let c = OrderingInfo::of(&tlp(TlpKind::Completion {
         completer: ROOT,
         status: CplStatus::Sc,
         byte_count: 4,

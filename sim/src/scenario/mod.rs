@@ -3,10 +3,13 @@
 //! Loading never panics on any input. Every error names the file, the line and column, the
 //! JSON path and what was expected ([`ScenarioError`]); the CLI turns it into exit code 2.
 
+mod check;
 mod locate;
 pub mod spec;
 pub mod values;
 pub mod workload;
+
+use check::check;
 
 pub use locate::{keys_at, line_col, locate, locate_key, Step};
 pub use spec::*;
@@ -303,89 +306,6 @@ fn key(k: &str) -> Step {
     Step::Key(k.to_owned())
 }
 
-/// Checks that relate several parts of a scenario.
-fn check(s: &Scenario) -> Result<(), (Vec<Step>, String)> {
-    if s.name.trim().is_empty() {
-        return Err((
-            vec![key("name")],
-            "the name is empty: expected a short name".to_owned(),
-        ));
-    }
-    if s.devices.is_empty() {
-        return Err((
-            vec![key("devices")],
-            "no devices: expected at least one".to_owned(),
-        ));
-    }
-    let mut names = BTreeMap::new();
-    let mut bdfs = BTreeMap::new();
-    for (i, d) in s.devices.iter().enumerate() {
-        if let Some(j) = names.insert(d.name.as_str(), i) {
-            return Err((
-                vec![key("devices"), Step::Index(i), key("name")],
-                format!("device name \"{}\" is already used by devices[{j}]", d.name),
-            ));
-        }
-        if let Some(j) = bdfs.insert(d.bdf, i) {
-            return Err((
-                vec![key("devices"), Step::Index(i), key("bdf")],
-                format!("requester ID {} is already used by devices[{j}]", d.bdf),
-            ));
-        }
-    }
-    let unknown = |path: Vec<Step>, name: &str| {
-        let known: Vec<_> = names.keys().map(|n| format!("\"{n}\"")).collect();
-        (
-            path,
-            format!(
-                "no device is named \"{name}\": expected one of {}",
-                known.join(", ")
-            ),
-        )
-    };
-    match &s.workload {
-        Workload::Stream(st) => {
-            if !names.contains_key(st.device.as_str()) {
-                return Err(unknown(
-                    vec![key("workload"), key("stream"), key("device")],
-                    &st.device,
-                ));
-            }
-        }
-        Workload::Program(p) => {
-            for (cpu, ops) in &p.cpus {
-                for (i, op) in ops.iter().enumerate() {
-                    let CpuOp::MmioWrite(w) = op else { continue };
-                    if !names.contains_key(w.device.as_str()) {
-                        let path = vec![
-                            key("workload"),
-                            key("program"),
-                            key("cpus"),
-                            key(cpu),
-                            Step::Index(i),
-                            key("mmio_write"),
-                            key("device"),
-                        ];
-                        return Err(unknown(path, &w.device));
-                    }
-                }
-            }
-            for dev in p.devices.keys() {
-                if !names.contains_key(dev.as_str()) {
-                    let mut e = unknown(
-                        vec![key("workload"), key("program"), key("devices"), key(dev)],
-                        dev,
-                    );
-                    e.1 =
-                        e.1.replacen("no device", "the program names a device, but no device", 1);
-                    return Err(e);
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
 /// A sweep problem, located by steps into the original file.
 struct SweepError {
     steps: Vec<Step>,
@@ -474,6 +394,7 @@ fn expand_sweep(base: &Scenario) -> Result<Vec<Variant>, SweepError> {
         });
     }
     let mut variants = Vec::with_capacity(combos);
+    let mut total_tlps: u128 = 0;
     for n in 0..combos {
         // Mixed-radix digits of n, last axis fastest.
         let mut rest = n;
@@ -518,10 +439,22 @@ fn expand_sweep(base: &Scenario) -> Result<Vec<Variant>, SweepError> {
                 message: format!("in variant {name}: at {path}: {msg}"),
             }
         })?;
+        total_tlps += check::tlp_estimate(&scenario).0;
         variants.push(Variant {
             name,
             params,
             scenario,
+        });
+    }
+    if total_tlps > check::MAX_TLPS_PER_SWEEP {
+        return Err(SweepError {
+            steps: vec![key("sweep")],
+            message: format!(
+                "the {} variants need about {total_tlps} TLPs together, more than the {} a sweep \
+                 can simulate in reasonable time: sweep fewer values or shrink the workload",
+                variants.len(),
+                check::MAX_TLPS_PER_SWEEP
+            ),
         });
     }
     Ok(variants)

@@ -113,6 +113,9 @@ pub struct RootComplexSpec {
     pub accept_interval_cycles: Bounded<0, 1_000_000>,
     /// Cycles from a CPU's uncached store to the MMIO write leaving the root port.
     pub mmio_latency_cycles: Bounded<0, 1_000_000>,
+    /// Reads each root port may have outstanding towards memory (0 = no limit); while
+    /// they are in use, later reads wait and posted writes pass them.
+    pub max_outstanding_reads: Bounded<0, 4096>,
     /// Flow-control credits each root port advertises for its device's requests.
     pub credits: CreditsSpec,
 }
@@ -172,6 +175,7 @@ impl Default for RootComplexSpec {
             accept_interval_cycles: Bounded(1),
             // An assumption, not a measurement: 100 ns from store to root port.
             mmio_latency_cycles: Bounded(100),
+            max_outstanding_reads: Bounded(0),
             credits: CreditsSpec::default(),
         }
     }
@@ -236,9 +240,10 @@ pub struct DeviceSpec {
     pub name: String,
     /// Requester ID, "bb:dd.f".
     pub bdf: Bdf,
-    /// Read requests the DMA engine may have outstanding (tags), 1 to 1024.
+    /// Read requests the DMA engine may have outstanding (tags), 1 to 768: up to 256 use
+    /// 8-bit tags, more need 10-bit tags, of which 768 are usable (PCIe Base 6.0 §2.2.6.2).
     #[serde(default = "default_read_tags")]
-    pub read_tags: Bounded<1, 1024>,
+    pub read_tags: Bounded<1, 768>,
     /// A read with no completion for this long fails, in µs (PCIe Base 6.0 §2.8; the
     /// default range of the Completion Timeout Value is 50 µs to 50 ms, and 50 ms is used).
     #[serde(default = "default_completion_timeout_us")]
@@ -268,7 +273,7 @@ fn default_device_credits() -> CreditsSpec {
     }
 }
 
-fn default_read_tags() -> Bounded<1, 1024> {
+fn default_read_tags() -> Bounded<1, 768> {
     Bounded(32)
 }
 

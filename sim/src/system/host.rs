@@ -6,7 +6,11 @@ use crate::slab::Key;
 use bytes::Bytes;
 use model_core::{AccessKind, Iova, PhysAddr, Tick, TranslationRequest};
 use pcie::tlp::AddressType;
-use pcie::TlpKind;
+use pcie::{CplStatus, TlpKind};
+use reports::{hex_address, FaultRecord};
+
+/// Fault records kept per run (all are counted).
+const MAX_FAULT_RECORDS: usize = 16;
 
 impl System {
     /// A request reached the IOMMU: translate it.
@@ -24,19 +28,16 @@ impl System {
             TlpKind::MemWrite => AccessKind::Write,
             _ => AccessKind::Read,
         };
-        if r.tlp.at == AddressType::Translated {
-            // ATS already translated it (PCIe Base 6.0 §10.2): the address is physical. The
-            // VT-d and AMD-Vi models will check the device may use ATS (context TT, DTE).
-            r.pa = PhysAddr(r.tlp.address);
-            q.schedule(now, Event::MemoryIn { req })?;
-            return Ok(());
-        }
         let tr = TranslationRequest {
             requester: r.tlp.requester,
             iova: Iova(r.tlp.address),
             len: r.tlp.payload_bytes_requested() as u32,
             access,
             pasid: r.tlp.pasid.map(|p| p.pasid),
+            execute: r.tlp.pasid.is_some_and(|p| p.execute),
+            privileged: r.tlp.pasid.is_some_and(|p| p.privileged),
+            no_snoop: r.tlp.attr.no_snoop,
+            translated: r.tlp.at == AddressType::Translated,
         };
         self.translations += 1;
         match self.iommu.agent().translate(now, &tr) {
@@ -45,11 +46,32 @@ impl System {
                 q.schedule(now + t.latency, Event::MemoryIn { req })?;
                 Ok(())
             }
-            Err(f) => Err(SimError::Fault {
-                dev: f.requester,
-                iova: f.iova,
-                reason: f.reason,
-            }),
+            Err(f) => {
+                // A blocked request is data, not an error: record it; a write is dropped, a
+                // read is answered with Unsupported Request (VT-d spec §7.1, AMD-Vi §2.5).
+                self.fault_count += 1;
+                if self.faults.len() < MAX_FAULT_RECORDS {
+                    self.faults.push(FaultRecord {
+                        tick_ps: now.as_ps(),
+                        requester: f.requester.to_string(),
+                        address: hex_address(f.iova.raw()),
+                        reason_code: f.reason_code,
+                        reason: f.reason.to_owned(),
+                    });
+                }
+                let at = now + f.latency;
+                match access {
+                    AccessKind::Write => {
+                        self.reqs.remove(req);
+                        self.horizon = self.horizon.max(at);
+                    }
+                    AccessKind::Read => {
+                        r.status = CplStatus::Ur;
+                        q.schedule(at + self.rc.completion_latency, Event::CompletionTx { req })?;
+                    }
+                }
+                Ok(())
+            }
         }
     }
 

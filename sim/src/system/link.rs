@@ -5,7 +5,7 @@ use crate::engine::EventQueue;
 use crate::slab::Key;
 use bytes::Bytes;
 use model_core::{PhysAddr, Tick};
-use pcie::{completions_for, Need, UpdateFc};
+use pcie::{completions_for, UpdateFc};
 
 /// Descriptors kept queued at each device; the feed tops the queue up to this.
 const QUEUE_WINDOW: usize = 8;
@@ -79,6 +79,7 @@ impl System {
             last: issued.last,
             pa: PhysAddr(0),
             data: Bytes::new(),
+            status: pcie::CplStatus::Sc,
         });
         self.tlps += 1;
         q.schedule(tx.arrival, Event::RcIngress { req })?;
@@ -153,10 +154,9 @@ impl System {
         self.kick_down(dev, q)
     }
 
-    /// A request reached its root port: it waits for the ingress pipeline; an Ack may be due.
+    /// A request reached its root port: it queues for the ingress pipeline; an Ack may be due.
     pub(super) fn rc_ingress(
         &mut self,
-        now: Tick,
         req: Key,
         q: &mut EventQueue<Event>,
     ) -> Result<(), SimError> {
@@ -166,34 +166,49 @@ impl System {
             .ok_or(SimError::Lost(Event::RcIngress { req }))?;
         let dev = r.dev;
         let d = &mut self.devices[usize::from(dev)];
-        let ingress = d.port.arrive(now, Need::of(&r.tlp));
-        q.schedule(ingress.accepted, Event::RcAccept { req })?;
-        if ingress.ack {
+        if d.port.arrive(req, &r.tlp) {
             d.down.push_dllp(DownItem::Ack);
             self.kick_down(dev, q)?;
+        }
+        self.kick_rc(dev, q)
+    }
+
+    /// Makes sure the root port's ingress pipeline runs when it next can.
+    pub(super) fn kick_rc(&mut self, dev: u16, q: &mut EventQueue<Event>) -> Result<(), SimError> {
+        let d = &mut self.devices[usize::from(dev)];
+        if !d.rc_scheduled {
+            if let Some(at) = d.port.next_accept(q.now()) {
+                d.rc_scheduled = true;
+                q.schedule(at, Event::RcAccept { dev })?;
+            }
         }
         Ok(())
     }
 
-    /// The ingress pipeline took the request: its credits are freed, it heads for the IOMMU.
+    /// The ingress pipeline takes the next request it may: its credits are freed, it heads
+    /// for the IOMMU.
     pub(super) fn rc_accept(
         &mut self,
         now: Tick,
-        req: Key,
+        dev: u16,
         q: &mut EventQueue<Event>,
     ) -> Result<(), SimError> {
-        let r = self
-            .reqs
-            .get(req)
-            .ok_or(SimError::Lost(Event::RcAccept { req }))?;
-        let dev = r.dev;
         let d = &mut self.devices[usize::from(dev)];
-        q.schedule(now + self.rc.request_latency, Event::IommuIn { req })?;
-        if let Some(update) = d.port.accept(Need::of(&r.tlp)) {
+        d.rc_scheduled = false;
+        let Some(acc) = d.port.accept(now) else {
+            // Its interval is not over (kick again), or only reads wait and no tracker is
+            // free (next_accept says None until a read is done).
+            return self.kick_rc(dev, q);
+        };
+        if let Some(update) = acc.update {
             d.down.push_dllp(DownItem::UpdateFc(update));
             self.kick_down(dev, q)?;
         }
-        Ok(())
+        q.schedule(
+            now + self.rc.request_latency,
+            Event::IommuIn { req: acc.item },
+        )?;
+        self.kick_rc(dev, q)
     }
 
     /// Credits came back to a device; if it was waiting for them, it may send again.
@@ -223,7 +238,15 @@ impl System {
             .remove(req)
             .ok_or(SimError::Lost(Event::CompletionTx { req }))?;
         let mps = self.devices[usize::from(r.dev)].endpoint.config().mps;
-        for cpl in completions_for(&r.tlp, self.rc.completer, mps, self.rc.rcb, &r.data) {
+        // The read's tracker at the root port is free once its completions exist.
+        self.devices[usize::from(r.dev)].port.read_done();
+        self.kick_rc(r.dev, q)?;
+        let cpls = if r.status == pcie::CplStatus::Sc {
+            completions_for(&r.tlp, self.rc.completer, mps, self.rc.rcb, &r.data)
+        } else {
+            vec![pcie::error_completion(&r.tlp, self.rc.completer, r.status)]
+        };
+        for cpl in cpls {
             self.devices[usize::from(r.dev)]
                 .down
                 .push_tlp(DownItem::Cpl(self.cpls.next_key()), &cpl);

@@ -29,7 +29,7 @@ use crate::workload::DeviceFeed;
 use bytes::Bytes;
 use cache::{Dram, DramConfig};
 use model_core::{
-    Bdf, ClockDomain, Cycles, IdentityTranslation, Iova, PhysAddr, Span, Tick, TranslationAgent,
+    Bdf, ClockDomain, Cycles, IdentityTranslation, PhysAddr, Span, Tick, TranslationAgent,
 };
 use pcie::{
     AckCounter, DllpPolicy, Endpoint, EndpointConfig, EndpointError, FcGate, FcReturn, LinkConfig,
@@ -90,10 +90,10 @@ pub enum Event {
         /// The request.
         req: Key,
     },
-    /// The root port's ingress pipeline takes the request; its credits are freed.
+    /// A root port's ingress pipeline may take its next request; credits are freed.
     RcAccept {
-        /// The request.
-        req: Key,
+        /// Device index.
+        dev: u16,
     },
     /// An UpdateFC DLLP reaches a device.
     UpdateFcIn {
@@ -149,16 +149,6 @@ pub enum SimError {
     /// A model's state contradicts what the engine knows.
     #[error("invariant broken: {0}")]
     Invariant(&'static str),
-    /// The IOMMU refused a request; faults become reportable outputs with the VT-d issue.
-    #[error("translation fault for device {dev} at {iova}: {reason} (fault handling is not modelled yet)")]
-    Fault {
-        /// The requester.
-        dev: Bdf,
-        /// The address.
-        iova: Iova,
-        /// The vendor's reason.
-        reason: &'static str,
-    },
 }
 
 /// The IOMMU of a platform, dispatched by `match`.
@@ -166,12 +156,18 @@ pub enum SimError {
 pub enum Iommu {
     /// No IOMMU.
     None(IdentityTranslation),
+    /// A test double that blocks part of the address space (until the VT-d and AMD-Vi
+    /// models produce real faults).
+    #[cfg(test)]
+    Blocking(tests::Blocking),
 }
 
 impl Iommu {
     pub(crate) fn agent(&mut self) -> &mut dyn TranslationAgent {
         match self {
             Iommu::None(t) => t,
+            #[cfg(test)]
+            Iommu::Blocking(t) => t,
         }
     }
 
@@ -179,6 +175,8 @@ impl Iommu {
     pub fn kind(&self) -> &'static str {
         match self {
             Iommu::None(t) => t.kind(),
+            #[cfg(test)]
+            Iommu::Blocking(t) => t.kind(),
         }
     }
 }
@@ -193,6 +191,8 @@ struct InFlight {
     last: bool,
     pa: PhysAddr,
     data: Bytes,
+    /// SC, or the error a read is completed with (UR when the IOMMU blocked it).
+    status: pcie::CplStatus,
 }
 
 /// What waits on a device's upstream wire (its requests are pulled from the DMA engine).
@@ -229,7 +229,8 @@ pub struct Device {
     /// Root port → device.
     pub down: Transmitter<DownItem>,
     /// The root port's receive side.
-    pub port: RootPort,
+    pub port: RootPort<Key>,
+    rc_scheduled: bool,
     /// The device's Ack schedule for TLPs it receives.
     acks: AckCounter,
     /// The root port's view of the device's receive credits (for MMIO writes).
@@ -269,6 +270,10 @@ pub struct System {
     pub tlps: u64,
     /// Translations performed.
     pub translations: u64,
+    /// Requests the IOMMU blocked.
+    pub fault_count: u64,
+    /// The first of them.
+    pub faults: Vec<reports::FaultRecord>,
     /// The latest tick at which anything was performed.
     pub horizon: Tick,
     /// The CPUs' programs.
@@ -331,6 +336,7 @@ impl System {
             rcb: p.root_complex.rcb_bytes.0,
             accept_interval: rc_clock.span(Cycles(p.root_complex.accept_interval_cycles.0)),
             credits: p.root_complex.credits.credits(),
+            max_outstanding_reads: p.root_complex.max_outstanding_reads.0 as u32,
         };
         let iommu = match &p.iommu {
             IommuSpec::None { latency_ns } => Iommu::None(IdentityTranslation {
@@ -379,6 +385,7 @@ impl System {
                 mmio_writes: 0,
                 feed: DeviceFeed::new(s, &d.name, i),
                 up_scheduled: false,
+                rc_scheduled: false,
                 down_scheduled: false,
                 timer_at: None,
             })
@@ -395,6 +402,8 @@ impl System {
                 .collect(),
             tlps: 0,
             translations: 0,
+            fault_count: 0,
+            faults: Vec::new(),
             horizon: Tick::ZERO,
             device_index: s
                 .devices
@@ -461,8 +470,8 @@ impl Handler<Event> for System {
             Event::MmioEgress { dev, tlp } => self.mmio_egress(dev, tlp, q),
             Event::MmioIn { dev, tlp } => self.mmio_in(now, dev, tlp, q),
             Event::UpdateFcUpIn { dev, update } => self.update_fc_up_in(dev, update, q),
-            Event::RcIngress { req } => self.rc_ingress(now, req, q),
-            Event::RcAccept { req } => self.rc_accept(now, req, q),
+            Event::RcIngress { req } => self.rc_ingress(req, q),
+            Event::RcAccept { dev } => self.rc_accept(now, dev, q),
             Event::UpdateFcIn { dev, update } => self.update_fc_in(dev, update, q),
             Event::IommuIn { req } => self.iommu_in(now, req, q),
             Event::MemoryIn { req } => self.memory_in(now, req, q),
@@ -483,5 +492,83 @@ impl Handler<Event> for System {
                 .devices
                 .iter()
                 .all(|d| d.endpoint.is_idle() && d.feed.is_exhausted() && d.down.queued() == 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{self, Limits, StopReason};
+    use model_core::{Translation, TranslationFault, TranslationRequest};
+
+    /// Refuses every request at or above `from` with the VT-d reason 6 (not present).
+    #[derive(Debug, Clone)]
+    pub struct Blocking {
+        pub from: u64,
+    }
+
+    impl TranslationAgent for Blocking {
+        fn kind(&self) -> &'static str {
+            "test-blocking"
+        }
+        fn translate(
+            &mut self,
+            _now: Tick,
+            req: &TranslationRequest,
+        ) -> Result<Translation, TranslationFault> {
+            if req.iova.raw() >= self.from {
+                return Err(TranslationFault {
+                    requester: req.requester,
+                    iova: req.iova,
+                    access: req.access,
+                    reason_code: 6,
+                    reason: "test: not present",
+                    latency: Span::from_ns(5),
+                });
+            }
+            Ok(Translation {
+                pa: PhysAddr(req.iova.raw()),
+                forces_snoop: false,
+                latency: Span::ZERO,
+            })
+        }
+    }
+
+    #[test]
+    fn blocked_reads_complete_with_ur_blocked_writes_are_dropped_and_both_are_reported() {
+        let text = r#"{"name": "faults", "seed": 1,
+          "devices": [{"name": "d", "bdf": "01:00.0"}],
+          "workload": {"program": {"devices": {"d": [
+            {"dma_write": {"address": "0x1000", "bytes": 256}},
+            {"dma_write": {"address": "0x9000", "bytes": 256}},
+            {"dma_read": {"address": "0x9000", "bytes": 64}},
+            {"dma_read": {"address": "0x1000", "bytes": 64}}
+          ]}}}}"#;
+        let loaded = crate::scenario::parse(std::path::Path::new("<t>"), text).unwrap();
+        let mut system = System::new(&loaded.variants[0].scenario).unwrap();
+        system.iommu = Iommu::Blocking(Blocking { from: 0x8000 });
+        let mut q = EventQueue::new();
+        system.start(&mut q).unwrap();
+        let limits = Limits {
+            max_time: Tick::MAX,
+            max_events: 1_000_000,
+        };
+        let stop = engine::run(&mut q, &mut system, limits).unwrap();
+        assert_eq!(stop, StopReason::Completed);
+        // One write and one read blocked, each recorded with requester and address.
+        assert_eq!(system.fault_count, 2);
+        assert_eq!(system.faults[0].address, "0x9000");
+        assert_eq!(system.faults[0].requester, "01:00.0");
+        assert_eq!(system.faults[0].reason_code, 6);
+        // The blocked write never reached memory; the allowed one did.
+        let mem = system.dram.contents();
+        assert_eq!(mem.read_vec(PhysAddr(0x9000), 256), vec![0; 256]);
+        assert_ne!(mem.read_vec(PhysAddr(0x1000), 256), vec![0; 256]);
+        // The blocked read ended with UR; the other completed.
+        let st = system.devices[0].endpoint.stats();
+        assert_eq!(st.error_completions, 1);
+        assert_eq!(st.failed_transfers, 1);
+        assert_eq!(st.bytes_read, 64);
+        assert_eq!(system.in_flight(), 0);
     }
 }
