@@ -269,6 +269,16 @@ fn file_stem(name: &str) -> String {
 
 fn run_one(l: &Loaded, out: &Path, format: Format, opts: RunOptions) -> Result<(), String> {
     let report = run_loaded(l, opts).map_err(|e| format!("{}: {e}", l.file.display()))?;
+    for v in &report.variants {
+        if v.sim.stop_reason.is_early() {
+            eprintln!(
+                "warning: {}: variant {} stopped early ({}); its figures cover part of the workload",
+                l.file.display(),
+                v.name,
+                v.sim.stop_reason
+            );
+        }
+    }
     let path = reports::write_report_json(out, &file_stem(&report.scenario), &report)
         .map_err(|e| e.to_string())?;
     match format {

@@ -58,11 +58,15 @@ pub enum LinkError {
     ZeroRatio,
 }
 
-/// Bytes a DLLP occupies on a non-flit link: 6 bytes plus 2 of framing (PCIe Base 6.0 §3.5;
-/// cocotbext-pcie `Dllp.get_wire_size() == 8`).
+/// Bytes a DLLP occupies on a non-flit link: 6 bytes (type, payload, 16-bit CRC; PCIe Base
+/// 6.0 §3.5.1) plus framing — SDP and END symbols at 8b/10b, a 2-byte SDP token at
+/// 128b/130b (§4.2.2.3; token sizes UNCONFIRMED, the 8-byte total is cocotbext-pcie's
+/// `Dllp.get_wire_size` and pcie-bench's `Ack_Size`).
 pub const DLLP_WIRE_BYTES: u64 = 8;
-/// Per-TLP sequence number (2), LCRC (4) and framing (2) on a non-flit link (pcie-bench
-/// `DLLP_Hdr = 8`).
+/// Per-TLP overhead on a non-flit link: the 2-byte sequence number and 4-byte LCRC of the
+/// data link layer (§3.6.2) plus physical framing — STP and END symbols at 8b/10b; at
+/// 128b/130b a 4-byte STP token that carries the sequence number, so again 8 bytes in all
+/// (§4.2.2.3; the token layout UNCONFIRMED, the total is pcie-bench's `DLLP_Hdr = 8`).
 pub const TLP_FRAMING_BYTES: u64 = 8;
 /// FLIT size and the TLP bytes each flit carries (PCIe Base 6.0 §4.2.3.4; UNCONFIRMED split).
 pub const FLIT_BYTES: u64 = 256;

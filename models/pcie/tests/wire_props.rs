@@ -1,11 +1,12 @@
 //! Property tests of the TLP codec with a fixed seed (deterministic, fast in debug builds):
 //! every valid `TlpPacket` survives encode → decode, and no byte string makes `decode` panic;
-//! whatever decodes re-encodes to the same bytes.
+//! whatever decodes (non-zero Reserved fields included: receivers ignore them, §2.3)
+//! re-encodes to the same bytes, also by way of its JSON form.
 
 use arbitrary::{Arbitrary, Unstructured};
 use pcie::wire::json::TlpJson;
 use pcie::wire::{
-    decode, validate_bytes, DecodeError, TlpPacket, TlpView, ValidationContext, Violation,
+    decode, validate, validate_bytes, DecodeError, TlpPacket, TlpView, ValidationContext, Violation,
 };
 use rand_xoshiro::rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -25,9 +26,15 @@ fn every_valid_tlp_round_trips_through_the_wire() {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(SEED);
     let mut scratch = [0u8; 256];
     let mut kinds = std::collections::BTreeSet::new();
+    let mut with_reserved = 0;
     for case in 0..CASES {
         let t = arbitrary_tlp(&mut rng, &mut scratch);
         kinds.insert(t.fmt_type().name());
+        with_reserved += usize::from(
+            validate(&t, &ValidationContext::default())
+                .iter()
+                .any(|v| matches!(v, Violation::ReservedField { .. })),
+        );
         let bytes = t
             .encode()
             .unwrap_or_else(|e| panic!("case {case}: {t:?} does not encode: {e}"));
@@ -55,14 +62,21 @@ fn every_valid_tlp_round_trips_through_the_wire() {
         assert_eq!(json.to_packet().as_ref(), Ok(&t), "case {case}: {json:?}");
     }
     assert_eq!(kinds.len(), 18, "all kinds drawn: {kinds:?}");
+    assert!(
+        with_reserved > CASES / 10,
+        "only {with_reserved} TLPs with Reserved bits set"
+    );
 }
 
-/// Decodes `bytes`; if they decode, re-encoding must give them back. Returns whether they did.
+/// Decodes `bytes`; if they decode, re-encoding must give them back, directly and through the
+/// JSON form. Returns whether they did.
 fn decode_is_exact(bytes: &[u8]) -> bool {
     match decode(bytes) {
         Ok(t) => {
             let again = t.encode().expect("a decoded TLP encodes");
             assert_eq!(&again[..], bytes, "{t:?}");
+            let json = TlpJson::from_packet(&t);
+            assert_eq!(json.to_packet().as_ref(), Ok(&t), "{json:?}");
             true
         }
         Err(_) => false,

@@ -6,9 +6,9 @@
 use bytes::Bytes;
 use model_core::Bdf;
 use pcie::wire::{
-    decode, validate, validate_bytes, AddrWidth, AddressType, Attr, CfgType, CompletionHeader,
-    CplStatus, DecodeError, MemOp, MsgRouting, PasidPrefix, RequestHeader, TlpKind, TlpPacket,
-    TlpPart, ValidationContext, Violation,
+    decode, remarks, validate, validate_bytes, AddrWidth, AddressType, Attr, CfgType,
+    CompletionHeader, CplStatus, DecodeError, MemOp, MsgRouting, PasidPrefix, Remark,
+    RequestHeader, TlpKind, TlpPacket, TlpPart, ValidationContext, Violation,
 };
 
 /// DWs to wire bytes, each big-endian.
@@ -62,6 +62,7 @@ fn cfg(write: bool, cfg_type: CfgType, req: RequestHeader, target: u16, register
         req,
         target: bdf(target),
         register,
+        reserved: 0,
     }
 }
 
@@ -286,6 +287,7 @@ fn iord_reads_one_dw() {
             write: false,
             req: req(0x00f8, 1, 0x3, 0),
             address: 0xcf8,
+            reserved: 0,
         },
         1,
         &[],
@@ -305,6 +307,7 @@ fn iowr_writes_one_byte() {
             write: true,
             req: req(0x00f8, 2, 0x1, 0),
             address: 0x80,
+            reserved: 0,
         },
         1,
         &[0x55, 0, 0, 0],
@@ -754,19 +757,7 @@ fn reserved_encodings_are_rejected() {
         decode(&dws(&[0x0a00_0000, 0x0000_6004, 0])),
         Err(DecodeError::ReservedCplStatus { code: 0b011 })
     );
-    // Reserved bits: completion DW2 bit 7, configuration DW2 bits 1:0, Length of a Msg.
-    assert!(matches!(
-        decode(&dws(&[0x0a00_0000, 0x0000_0004, 0x0000_0080])),
-        Err(DecodeError::ReservedBitsSet { .. })
-    ));
-    assert!(matches!(
-        decode(&dws(&[0x0400_0001, 0x0000_000f, 0x0000_0001])),
-        Err(DecodeError::ReservedBitsSet { .. })
-    ));
-    assert!(matches!(
-        decode(&dws(&[0x3400_0001, 0x0000_0020, 0, 0])),
-        Err(DecodeError::ReservedBitsSet { .. })
-    ));
+    // Reserved *fields* are not among the reasons: see `reserved_fields_decode_...` below.
     assert_eq!(
         decode(&[]),
         Err(DecodeError::Truncated {
@@ -962,4 +953,229 @@ fn reserved_fmt_type_is_reported_on_raw_bytes() {
         validate_bytes(&dws(&[0xe000_0000, 0, 0]), &none()),
         [Violation::ReservedFmtType { fmt: 0b111, ty: 0 }]
     );
+}
+
+// ---- Reserved fields (§2.2: formed as 0; §2.3: "Values in Reserved fields must be ignored by
+// the Receiver") decode, re-encode to the same bytes, and are reported ----
+
+/// Decodes `bytes`, which must re-encode to themselves, and returns the packet.
+fn exact(bytes: &[u8]) -> TlpPacket {
+    let t = decode(bytes).unwrap_or_else(|e| panic!("{bytes:02x?} does not decode: {e}"));
+    assert_eq!(&t.encode().unwrap()[..], bytes, "{t:?}");
+    t
+}
+
+fn reserved(kind: &'static str, field: &'static str, value: u32) -> Violation {
+    Violation::ReservedField { kind, field, value }
+}
+
+#[test]
+fn reserved_fields_decode_re_encode_exactly_and_are_violations() {
+    let cases: [(&[u32], Violation); 10] = [
+        // Cpl (UR, Byte Count 4) with Length 5: DW0 = Type 0_1010b << 24 | Length 5.
+        (
+            &[0x0a00_0005, 0x0200_2004, 0x0000_1200],
+            reserved("Cpl", "Length", 5),
+        ),
+        // CplLk (CA) with Length 3ffh.
+        (
+            &[0x0b00_03ff, 0x0000_8004, 0x0000_0700],
+            reserved("CplLk", "Length", 0x3ff),
+        ),
+        // Msg Assert_INTA (local) with Length 1.
+        (
+            &[0x3400_0001, 0x0300_0020, 0, 0],
+            reserved("Msg", "Length", 1),
+        ),
+        // CfgRd0: DW2 = target 02:00.0 | bits 15:12 = 1111b | Ext Register 1 | byte 11 =
+        // 0000_1001b (Register 2, bits 1:0 = 01b) → Reserved 0xf001 in place, register 66.
+        (
+            &[0x0400_0001, 0x0000_100f, 0x0200_f109],
+            reserved("CfgRd0", "configuration DW2 bits 15:12 and 1:0", 0xf001),
+        ),
+        // CplD, 1 DW: DW2 byte 11 = 1000_0000b: Reserved bit 7 set, Lower Address 0.
+        (
+            &[0x4a00_0001, 0x0000_0004, 0x0100_2a80, 0x1122_3344],
+            reserved("CplD", "completion DW2 bit 7", 0x80),
+        ),
+        // IORd of 0xcf8 with address bits 1:0 = 10b.
+        (
+            &[0x0200_0001, 0x00f8_0103, 0x0000_0cfa],
+            reserved("IORd", "I/O address bits 1:0", 0b10),
+        ),
+        // MRd32 without TH: address bits 1:0 = 01b are Reserved, not PH (§2.2.7.1.1).
+        (
+            &[0x0000_0001, 0x0100_000f, 0x0000_1001],
+            reserved("MRd32", "address bits 1:0 (PH only when TH is set)", 1),
+        ),
+        // PASID prefix 0x9110_0001: bits 21:20 = 01b, PASID 1; then an MRd32.
+        (
+            &[0x9110_0001, 0x0000_0001, 0x0100_000f, 0x0000_1000],
+            reserved("MRd32", "PASID prefix bits 21:20", 0x10_0000),
+        ),
+        // MRd32 with DW0 bit 17 (formerly LN) set.
+        (
+            &[0x0002_0001, 0x0100_000f, 0x0000_1000],
+            reserved("MRd32", "DW0 bit 17 (formerly LN)", 1),
+        ),
+        // Cpl (UR) with TH (DW0 bit 16), Reserved for completions (§2.2.9.1).
+        (
+            &[0x0a01_0000, 0x0200_2004, 0x0000_1200],
+            reserved("Cpl", "TH (Reserved for completions)", 1),
+        ),
+    ];
+    for (words, want) in cases {
+        let bytes = dws(words);
+        let t = exact(&bytes);
+        assert_eq!(validate(&t, &none()), std::slice::from_ref(&want), "{t:?}");
+        assert_eq!(validate_bytes(&bytes, &none()), [want]);
+    }
+    // What the fields carry.
+    let t = exact(&dws(&[0x0400_0001, 0x0000_100f, 0x0200_f109]));
+    assert!(matches!(
+        t.kind,
+        TlpKind::Config {
+            register: 66,
+            reserved: 0xf001,
+            ..
+        }
+    ));
+    let TlpKind::Completion { cpl, .. } =
+        exact(&dws(&[0x4a00_0001, 0x0000_0004, 0x0100_2a85, 0x1122_3344])).kind
+    else {
+        panic!("not a completion");
+    };
+    assert_eq!((cpl.lower_address_6_0(), cpl.reserved_bit()), (5, true));
+    let p = exact(&dws(&[0x9130_0001, 0x0000_0001, 0x0100_000f, 0x0000_1000]))
+        .pasid
+        .unwrap();
+    assert_eq!((p.id(), p.reserved()), (1, 0x30_0000));
+    // With TH set the same bits are PH and break no rule (the BE byte then carries ST[7:0]).
+    let t = exact(&dws(&[0x0001_0001, 0x0100_000f, 0x0000_1001]));
+    assert!(matches!(t.kind, TlpKind::Memory { ph: 1, .. }));
+    assert!(validate(&t, &none()).is_empty());
+}
+
+// ---- Completion rules (§2.2.9.1, Table 2-3; §2.3.1.1) ----
+
+#[test]
+fn completions_with_data_must_be_successful_table_2_3() {
+    // CplD, 1 DW, status UR (001b << 13 = 0x2000), Byte Count 4: UR completions carry no data.
+    let t = exact(&dws(&[0x4a00_0001, 0x0000_2004, 0x0100_2a00, 0]));
+    assert_eq!(
+        validate(&t, &none()),
+        [Violation::CompletionDataNotSuccessful {
+            kind: "CplD",
+            status: CplStatus::Ur,
+            without: "Cpl"
+        }]
+    );
+    // CplDLk with CA (100b << 13 = 0x8000): should have been CplLk.
+    let t = exact(&dws(&[0x4b00_0001, 0x0000_8004, 0x0000_0800, 0]));
+    assert_eq!(
+        validate(&t, &none()),
+        [Violation::CompletionDataNotSuccessful {
+            kind: "CplDLk",
+            status: CplStatus::Ca,
+            without: "CplLk"
+        }]
+    );
+    // The same statuses without data are fine (`cpl_unsupported_request`, `cpllk_completer_abort`).
+    let ur = exact(&dws(&[0x0a00_0000, 0x0200_2004, 0x0000_1200]));
+    assert!(validate(&ur, &none()).is_empty());
+}
+
+#[test]
+fn the_last_completion_has_exactly_the_length_its_byte_count_needs_section_2_3_1_1() {
+    let cpld = |length: u16, dw1: u32, lower: u32| {
+        let mut words = vec![0x4a00_0000 | u32::from(length), dw1, 0x0100_2a00 | lower];
+        words.extend(std::iter::repeat_n(0, length.into()));
+        exact(&dws(&words))
+    };
+    // Byte Count 4 from Lower Address[1:0] = 0 fits in 1 DW, but Length says 2.
+    assert_eq!(
+        validate(&cpld(2, 4, 0x00), &none()),
+        [Violation::CompletionLength {
+            kind: "CplD",
+            length_dw: 2,
+            byte_count: 4,
+            la: 0,
+            expected: 1
+        }]
+    );
+    // 2 bytes from Lower Address 0x03: bytes 3 and 4 span 2 DW, not 3.
+    assert_eq!(
+        validate(&cpld(3, 2, 0x03), &none()),
+        [Violation::CompletionLength {
+            kind: "CplD",
+            length_dw: 3,
+            byte_count: 2,
+            la: 3,
+            expected: 2
+        }]
+    );
+    assert!(validate(&cpld(2, 2, 0x03), &none()).is_empty());
+    // Byte Count 4 from Lower Address[1:0] = 2 does not fit in 1 DW: a first, partial
+    // Completion, which Length alone cannot fault.
+    assert!(validate(&cpld(1, 4, 0x02), &none()).is_empty());
+    // With BCM (DW1 bit 12) Byte Count is not the remaining count: no Length check, and BCM
+    // itself is only remarked on (PCI-X completers may set it, §2.2.9.1).
+    let bcm = cpld(2, 0x1000 | 4, 0x00);
+    assert!(validate(&bcm, &none()).is_empty());
+    assert_eq!(remarks(&bcm), [Remark::BcmSet]);
+    assert!(remarks(&cpld(1, 4, 0)).is_empty());
+    // Lower Address must be 0 in I/O and Configuration read completions, but a CplD does not
+    // say what it completes: not checked.
+    assert!(validate(&cpld(1, 4, 0x0c), &none()).is_empty());
+}
+
+#[test]
+fn byte_count_is_1_to_4096_section_2_2_9_1() {
+    for byte_count in [0, 4097] {
+        let t = packet(
+            cpl(true, false, 0, CplStatus::Sc, byte_count, 0x0100, 1, 0),
+            1,
+            &[0; 4],
+        );
+        assert_eq!(
+            validate(&t, &none()),
+            [Violation::ByteCountOutOfRange {
+                kind: "CplD",
+                byte_count
+            }]
+        );
+        assert!(t.encode().is_err(), "the wire has no such Byte Count");
+    }
+}
+
+#[test]
+fn a_successful_cpl_completes_a_write_byte_count_4_lower_address_0() {
+    // Cpl with SC completes an I/O Write, Configuration Write or DMWr (Table 2-3), whose Byte
+    // Count is 4 and Lower Address 0 (§2.2.9.1). DW1 = SC | Byte Count 8; DW2 = Lower Address 4.
+    let t = exact(&dws(&[0x0a00_0000, 0x0200_0008, 0x0000_1204]));
+    let v = validate(&t, &none());
+    assert!(
+        matches!(
+            &v[..],
+            [
+                Violation::FieldMustBe {
+                    kind: "Cpl",
+                    field: "Byte Count",
+                    value: 8,
+                    required: 4,
+                    ..
+                },
+                Violation::FieldMustBe {
+                    kind: "Cpl",
+                    field: "Lower Address",
+                    value: 4,
+                    required: 0,
+                    ..
+                }
+            ]
+        ),
+        "{v:?}"
+    );
+    let ok = exact(&dws(&[0x0a00_0000, 0x0200_0004, 0x0000_1200]));
+    assert!(validate(&ok, &none()).is_empty());
 }

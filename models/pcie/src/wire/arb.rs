@@ -1,6 +1,7 @@
 //! `arbitrary::Arbitrary` for [`TlpPacket`]: only values that encode (every field in range,
 //! payload of `Length × 4` bytes), for property tests and fuzz targets. Lengths favour small
-//! payloads; one case in 32 draws from the full 1..=1024 range.
+//! payloads; one case in 32 draws from the full 1..=1024 range. One case in 8 sets each
+//! Reserved field the packet carries (so that they round-trip too); the rest leave it 0.
 
 use super::header::*;
 use super::prefix::PasidPrefix;
@@ -10,6 +11,15 @@ use model_core::Bdf;
 
 fn bdf(u: &mut Unstructured<'_>) -> Result<Bdf> {
     Ok(Bdf::from_raw(u.arbitrary()?))
+}
+
+/// A Reserved field's value: usually 0, one case in 8 any value within `mask`.
+fn reserved(u: &mut Unstructured<'_>, mask: u32) -> Result<u32> {
+    Ok(if u.ratio(1u8, 8)? {
+        u.arbitrary::<u32>()? & mask
+    } else {
+        0
+    })
 }
 
 fn tag(u: &mut Unstructured<'_>) -> Result<u16> {
@@ -45,6 +55,7 @@ fn kind(u: &mut Unstructured<'_>) -> Result<TlpKind> {
             write: u.arbitrary()?,
             req: request(u)?,
             address: u.arbitrary::<u32>()? & !0b11,
+            reserved: reserved(u, 0b11)? as u8,
         },
         2 => TlpKind::Config {
             write: u.arbitrary()?,
@@ -52,6 +63,7 @@ fn kind(u: &mut Unstructured<'_>) -> Result<TlpKind> {
             req: request(u)?,
             target: bdf(u)?,
             register: u.int_in_range(0..=0x3ff)?,
+            reserved: reserved(u, CONFIG_RESERVED_MASK.into())? as u16,
         },
         3 => TlpKind::Message {
             data: u.arbitrary()?,
@@ -71,7 +83,7 @@ fn kind(u: &mut Unstructured<'_>) -> Result<TlpKind> {
                 byte_count: u.int_in_range(1..=MAX_BYTE_COUNT)?,
                 requester: bdf(u)?,
                 tag: tag(u)?,
-                lower_address: u.int_in_range(0..=0x7f)?,
+                lower_address: u.int_in_range(0..=0x7f)? | (reserved(u, 1)? as u8) << 7,
             },
         },
     })
@@ -82,7 +94,7 @@ impl<'a> Arbitrary<'a> for TlpPacket {
         let kind = kind(u)?;
         let ft = kind.fmt_type();
         let length_dw = if ft.length_reserved() {
-            0
+            reserved(u, 0x3ff)? as u16
         } else if u.ratio(1u8, 32)? {
             u.int_in_range(1..=MAX_LENGTH_DW)?
         } else {
@@ -97,7 +109,8 @@ impl<'a> Arbitrary<'a> for TlpPacket {
         };
         let pasid = if u.arbitrary()? {
             Some(PasidPrefix {
-                pasid: u.int_in_range(0..=PasidPrefix::MAX_PASID)?,
+                pasid: u.int_in_range(0..=PasidPrefix::MAX_PASID)?
+                    | reserved(u, PasidPrefix::MAX_RAW & !PasidPrefix::MAX_PASID)?,
                 execute: u.arbitrary()?,
                 privileged: u.arbitrary()?,
             })

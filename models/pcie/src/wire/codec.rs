@@ -3,10 +3,12 @@
 //!
 //! Wire form: optional PASID prefix DW, 3 or 4 header DWs (each big-endian), the payload
 //! (`Length × 4` bytes, TLPs with data only), and the Digest DW when TD is set.
-//! Decoding is strict where this codec forms TLPs: Reserved bits outside DW0 (configuration
-//! DW2 bits 15:12 and 1:0, completion DW2 bit 7, I/O address bits 1:0, PASID prefix bits 21:20,
-//! and Length of Cpl/CplLk/Msg) must be 0, so that `encode(decode(b)) == b` for every `b` that
-//! decodes. Every DW0 bit is carried, including the Reserved (formerly LN) bit 17.
+//! Receivers ignore Reserved fields (§2.3), so decoding does not fail on them: configuration
+//! DW2 bits 15:12 and 1:0, completion DW2 bit 7, I/O address bits 1:0, memory address bits 1:0
+//! without TH, PASID prefix bits 21:20, the Length of Cpl/CplLk/Msg and every DW0 bit
+//! (including the formerly-LN bit 17) are carried in the packet (see [`TlpPacket`]), so that
+//! `encode(decode(b)) == b` for every `b` that decodes; `validate` reports the non-zero ones.
+//! Reserved *encodings* (Fmt/Type, AT = 11b, Completion Status) still fail to decode.
 
 use super::crc;
 use super::error::{DecodeError, EncodeError};
@@ -67,7 +69,13 @@ impl TlpPacket {
         let ft = self.fmt_type();
         range("tc", self.tc.into(), 0, MAX_TC.into())?;
         if ft.length_reserved() {
-            range("length_dw", self.length_dw.into(), 0, 0)?;
+            // The Reserved Length field as sent (§2.2.1.1); `validate` flags non-zero values.
+            range(
+                "length_dw",
+                self.length_dw.into(),
+                0,
+                dw0::LENGTH.max().into(),
+            )?;
         } else {
             range("length_dw", self.length_dw.into(), 1, MAX_LENGTH_DW.into())?;
         }
@@ -85,7 +93,7 @@ impl TlpPacket {
             });
         }
         if let Some(p) = self.pasid {
-            range("pasid", p.pasid.into(), 0, PasidPrefix::MAX_PASID.into())?;
+            range("pasid", p.pasid.into(), 0, PasidPrefix::MAX_RAW.into())?;
         }
         match &self.kind {
             TlpKind::Memory {
@@ -102,13 +110,33 @@ impl TlpPacket {
                 }
                 range("ph", (*ph).into(), 0, address::PH.max().into())
             }
-            TlpKind::Io { req, address, .. } => {
+            TlpKind::Io {
+                req,
+                address,
+                reserved,
+                ..
+            } => {
                 check_request(req)?;
-                aligned((*address).into())
+                aligned((*address).into())?;
+                range("reserved", (*reserved).into(), 0, address::PH.max().into())
             }
-            TlpKind::Config { req, register, .. } => {
+            TlpKind::Config {
+                req,
+                register,
+                reserved,
+                ..
+            } => {
                 check_request(req)?;
-                range("register", (*register).into(), 0, 0x3ff)
+                range("register", (*register).into(), 0, 0x3ff)?;
+                if reserved & !CONFIG_RESERVED_MASK != 0 {
+                    return Err(EncodeError::OutOfRange {
+                        field: "reserved",
+                        value: (*reserved).into(),
+                        min: 0,
+                        max: CONFIG_RESERVED_MASK.into(),
+                    });
+                }
+                Ok(())
             }
             TlpKind::Message { tag, .. } => range("tag", (*tag).into(), 0, MAX_TAG.into()),
             TlpKind::Completion { cpl, .. } => {
@@ -119,7 +147,8 @@ impl TlpPacket {
                     1,
                     MAX_BYTE_COUNT.into(),
                 )?;
-                range("lower_address", cpl.lower_address.into(), 0, 0x7f)
+                // Bit 7 carries the Reserved DW2 bit 7 (see `CompletionHeader`): any u8 fits.
+                Ok(())
             }
         }
     }
@@ -161,17 +190,27 @@ impl TlpPacket {
                     AddrWidth::Bits64 => ([request_dw1(req), (*address >> 32) as u32, lo], 3),
                 }
             }
-            TlpKind::Io { req, address, .. } => ([request_dw1(req), *address, 0], 2),
+            TlpKind::Io {
+                req,
+                address,
+                reserved,
+                ..
+            } => {
+                let lo = address::PH.put(*address & address::ADDR_LO.mask(), (*reserved).into());
+                ([request_dw1(req), lo, 0], 2)
+            }
             TlpKind::Config {
                 req,
                 target,
                 register,
+                reserved,
                 ..
             } => {
                 let dw = config::TARGET_ID.put(0, target.raw().into());
                 let reg = u32::from(*register);
                 let dw = config::EXT_REGISTER.put(dw, reg >> config::REGISTER.width);
-                ([request_dw1(req), config::REGISTER.put(dw, reg), 0], 2)
+                let dw = config::REGISTER.put(dw, reg) | u32::from(*reserved);
+                ([request_dw1(req), dw, 0], 2)
             }
             TlpKind::Message {
                 requester,
@@ -193,7 +232,8 @@ impl TlpPacket {
                 let dw1 = completion::BYTE_COUNT.put(dw1, cpl.byte_count.into());
                 let dw2 = completion::REQUESTER_ID.put(0, cpl.requester.raw().into());
                 let dw2 = completion::TAG.put(dw2, cpl.tag.into());
-                let dw2 = completion::LOWER_ADDRESS.put(dw2, cpl.lower_address.into());
+                let dw2 = completion::LOWER_ADDRESS.put(dw2, cpl.lower_address_6_0().into());
+                let dw2 = completion::RSVD.put(dw2, cpl.reserved_bit().into());
                 ([dw1, dw2, 0], 2)
             }
         }
@@ -234,19 +274,9 @@ impl TlpPacket {
     pub fn parse(view: &TlpView<'_>) -> Result<TlpPacket, DecodeError> {
         let ft = view.fmt_type();
         let at = AddressType::from_code(view.at_code()).ok_or(DecodeError::ReservedAddressType)?;
-        let reserved = |field, value: u32| {
-            if value == 0 {
-                Ok(())
-            } else {
-                Err(DecodeError::ReservedBitsSet { field, value })
-            }
-        };
+        // Reserved fields are carried, not refused (§2.3: receivers ignore them).
         let length_dw = if ft.length_reserved() {
-            reserved(
-                "Length (Reserved for Cpl, CplLk and Msg)",
-                view.length_field().into(),
-            )?;
-            0
+            view.length_field()
         } else {
             view.length_dw()
         };
@@ -271,16 +301,13 @@ impl TlpPacket {
                 address: view.address(),
                 ph: view.ph(),
             },
-            FmtType::IORd | FmtType::IOWr => {
-                reserved("I/O address bits 1:0", view.ph().into())?;
-                TlpKind::Io {
-                    write: ft == FmtType::IOWr,
-                    req: request_header(view),
-                    address: view.address() as u32,
-                }
-            }
+            FmtType::IORd | FmtType::IOWr => TlpKind::Io {
+                write: ft == FmtType::IOWr,
+                req: request_header(view),
+                address: view.address() as u32,
+                reserved: view.ph(),
+            },
             FmtType::CfgRd0 | FmtType::CfgWr0 | FmtType::CfgRd1 | FmtType::CfgWr1 => {
-                reserved("configuration DW2 bits 15:12 and 1:0", view.cfg_reserved())?;
                 TlpKind::Config {
                     write: ft.has_data(),
                     cfg_type: if matches!(ft, FmtType::CfgRd0 | FmtType::CfgWr0) {
@@ -291,6 +318,7 @@ impl TlpPacket {
                     req: request_header(view),
                     target: Bdf::from_raw(view.cfg_target()),
                     register: view.cfg_register(),
+                    reserved: view.cfg_reserved() as u16,
                 }
             }
             FmtType::Msg(routing) | FmtType::MsgD(routing) => TlpKind::Message {
@@ -302,7 +330,6 @@ impl TlpPacket {
                 fields: view.msg_fields(),
             },
             FmtType::Cpl | FmtType::CplD | FmtType::CplLk | FmtType::CplDLk => {
-                reserved("completion DW2 bit 7", view.cpl_reserved())?;
                 let code = view.cpl_status_code();
                 TlpKind::Completion {
                     data: ft.has_data(),
@@ -315,7 +342,7 @@ impl TlpPacket {
                         byte_count: view.byte_count(),
                         requester: Bdf::from_raw(view.requester_id()),
                         tag: view.tag(),
-                        lower_address: view.lower_address(),
+                        lower_address: view.lower_address() | (view.cpl_reserved() as u8) << 7,
                     },
                 }
             }

@@ -27,7 +27,8 @@ impl fmt::Display for TlpPart {
     }
 }
 
-/// Why bytes are not a TLP this codec decodes.
+/// Why bytes are not a TLP this codec decodes. Non-zero Reserved *fields* are not among the
+/// reasons: receivers ignore them (§2.3), so the codec carries them and `validate` reports them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     /// The input ends inside `part`.
@@ -73,14 +74,6 @@ pub enum DecodeError {
     ReservedCplStatus {
         /// `Status[2:0]`.
         code: u8,
-    },
-    /// Reserved bits are set (see the module doc for which are checked).
-    #[error("Reserved bits of {field} are set ({value:#x}); TLPs are formed with them 0 (§2.2)")]
-    ReservedBitsSet {
-        /// Which field.
-        field: &'static str,
-        /// Their value.
-        value: u32,
     },
     /// The Digest does not match the ECRC.
     #[error(

@@ -45,8 +45,16 @@ fn allowed(ft: FmtType) -> &'static [&'static str] {
             "last_be",
             "address",
             "ph",
+            "reserved",
         ],
-        FmtType::IORd | FmtType::IOWr => &["requester_id", "tag", "first_be", "last_be", "address"],
+        FmtType::IORd | FmtType::IOWr => &[
+            "requester_id",
+            "tag",
+            "first_be",
+            "last_be",
+            "address",
+            "reserved",
+        ],
         FmtType::CfgRd0 | FmtType::CfgWr0 | FmtType::CfgRd1 | FmtType::CfgWr1 => &[
             "requester_id",
             "tag",
@@ -54,6 +62,7 @@ fn allowed(ft: FmtType) -> &'static [&'static str] {
             "last_be",
             "target_id",
             "register",
+            "reserved",
         ],
         FmtType::Msg(_) | FmtType::MsgD(_) => &[
             "requester_id",
@@ -70,12 +79,13 @@ fn allowed(ft: FmtType) -> &'static [&'static str] {
             "bcm",
             "byte_count",
             "lower_address",
+            "reserved",
         ],
     }
 }
 
 impl TlpJson {
-    fn present(&self) -> [(&'static str, bool); 16] {
+    fn present(&self) -> [(&'static str, bool); 17] {
         [
             ("requester_id", self.requester_id.is_some()),
             ("tag", self.tag.is_some()),
@@ -93,6 +103,7 @@ impl TlpJson {
             ("bcm", self.bcm.is_some()),
             ("byte_count", self.byte_count.is_some()),
             ("lower_address", self.lower_address.is_some()),
+            ("reserved", self.reserved.is_some()),
         ]
     }
 
@@ -200,6 +211,82 @@ impl TlpJson {
         }
     }
 
+    /// `reserved` (0 when absent), which must lie within `mask` for `ft`.
+    fn reserved(&self, ft: FmtType, mask: u32, what: &str) -> Result<u32, JsonError> {
+        let Some(s) = self.reserved.as_deref() else {
+            return Ok(0);
+        };
+        let v = parse_u64("reserved", s)?;
+        if v & !u64::from(mask) != 0 {
+            return Err(err(
+                "reserved",
+                format!("{v:#x} is not within {mask:#x}, the Reserved {what} of {ft}"),
+            ));
+        }
+        Ok(v as u32)
+    }
+
+    /// Address bits 1:0 of a memory request: PH with TH set, else Reserved. Without TH a `ph`
+    /// is taken as those Reserved bits (what older JSON said), so a non-zero one is a
+    /// Reserved-field violation rather than a malformed field.
+    fn memory_bits_1_0(&self, ft: FmtType) -> Result<u8, JsonError> {
+        if self.th == Some(true) {
+            if self.reserved.is_some() {
+                return Err(err(
+                    "reserved",
+                    "with \"th\": true address bits 1:0 are PH: give them as ph",
+                ));
+            }
+            return Ok(self.ph.unwrap_or(0));
+        }
+        let rsvd = self.reserved(ft, 0b11, "address bits 1:0")? as u8;
+        match self.ph {
+            Some(ph) if self.reserved.is_some() && ph != rsvd => Err(err(
+                "ph",
+                format!("is {ph} but reserved is {rsvd:#x}: without TH both are address bits 1:0"),
+            )),
+            Some(ph) => Ok(ph),
+            None => Ok(rsvd),
+        }
+    }
+
+    fn pasid(&self) -> Result<Option<PasidPrefix>, JsonError> {
+        let Some(p) = &self.pasid else {
+            return Ok(None);
+        };
+        if p.pasid > PasidPrefix::MAX_PASID {
+            return Err(err(
+                "pasid",
+                format!(
+                    "{:#x} is out of range 0x0..={:#x}",
+                    p.pasid,
+                    PasidPrefix::MAX_PASID
+                ),
+            ));
+        }
+        let rsvd_mask = PasidPrefix::MAX_RAW & !PasidPrefix::MAX_PASID;
+        let rsvd = match p.reserved.as_deref() {
+            None => 0,
+            Some(s) => {
+                let v = parse_u64("pasid.reserved", s)?;
+                if v & !u64::from(rsvd_mask) != 0 {
+                    return Err(err(
+                        "pasid.reserved",
+                        format!(
+                            "{v:#x} is not within {rsvd_mask:#x}, the prefix's Reserved bits 21:20"
+                        ),
+                    ));
+                }
+                v as u32
+            }
+        };
+        Ok(Some(PasidPrefix {
+            pasid: p.pasid | rsvd,
+            execute: p.execute,
+            privileged: p.privileged,
+        }))
+    }
+
     fn address(&self, ft: FmtType) -> Result<u64, JsonError> {
         let s = self
             .address
@@ -231,13 +318,14 @@ impl TlpJson {
                 },
                 req: self.request(length_dw),
                 address: self.address(ft)?,
-                ph: self.ph.unwrap_or(0),
+                ph: self.memory_bits_1_0(ft)?,
             },
             FmtType::IORd | FmtType::IOWr => TlpKind::Io {
                 write: ft == FmtType::IOWr,
                 req: self.request(length_dw),
                 address: u32::try_from(self.address(ft)?)
                     .map_err(|_| err("address", "I/O addresses are 32 bits (§2.2.4.1)"))?,
+                reserved: self.reserved(ft, 0b11, "address bits 1:0")? as u8,
             },
             FmtType::CfgRd0 | FmtType::CfgWr0 | FmtType::CfgRd1 | FmtType::CfgWr1 => {
                 TlpKind::Config {
@@ -250,6 +338,11 @@ impl TlpJson {
                     req: self.request(length_dw),
                     target: self.target_id.unwrap_or_default(),
                     register: self.register.unwrap_or(0),
+                    reserved: self.reserved(
+                        ft,
+                        CONFIG_RESERVED_MASK.into(),
+                        "DW2 bits 15:12 and 1:0",
+                    )? as u16,
                 }
             }
             FmtType::Msg(routing) | FmtType::MsgD(routing) => TlpKind::Message {
@@ -281,6 +374,14 @@ impl TlpJson {
                 } else {
                     4
                 };
+                let lower_address = self.lower_address.unwrap_or(0);
+                if lower_address > 0x7f {
+                    return Err(err(
+                        "lower_address",
+                        format!("{lower_address:#x} is out of range 0x0..=0x7f"),
+                    ));
+                }
+                let bit7 = self.reserved(ft, 0x80, "DW2 bit 7")? as u8;
                 TlpKind::Completion {
                     data: ft.has_data(),
                     locked: matches!(ft, FmtType::CplLk | FmtType::CplDLk),
@@ -291,7 +392,7 @@ impl TlpJson {
                         byte_count: self.byte_count.unwrap_or(default_count),
                         requester: self.requester_id.unwrap_or_default(),
                         tag: self.tag.unwrap_or(0),
-                        lower_address: self.lower_address.unwrap_or(0),
+                        lower_address: lower_address | bit7,
                     },
                 }
             }
@@ -306,11 +407,7 @@ impl TlpJson {
             })?,
         };
         let t = TlpPacket {
-            pasid: self.pasid.map(|p| PasidPrefix {
-                pasid: p.pasid,
-                execute: p.execute,
-                privileged: p.privileged,
-            }),
+            pasid: self.pasid()?,
             kind,
             tc: self.tc.unwrap_or(0),
             attr: Attr {

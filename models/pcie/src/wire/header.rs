@@ -5,7 +5,7 @@
 //! are checked by [`TlpPacket::check`], which names the field.
 
 pub use super::codes::*;
-use super::field::dw0;
+use super::field::{config, dw0};
 use super::prefix::PasidPrefix;
 use bytes::Bytes;
 use model_core::Bdf;
@@ -79,8 +79,22 @@ pub struct CompletionHeader {
     pub requester: Bdf,
     /// `Tag[9:0]` of the request being completed.
     pub tag: u16,
-    /// Lower `Address[6:0]` of the first enabled byte.
+    /// Byte 11 of the header: Lower `Address[6:0]` of the first enabled byte in bits 6:0,
+    /// and the Reserved bit 7 (DW2 bit 7) as received, 0 in every TLP formed correctly. See
+    /// [`CompletionHeader::lower_address_6_0`] and [`CompletionHeader::reserved_bit`].
     pub lower_address: u8,
+}
+
+impl CompletionHeader {
+    /// Lower `Address[6:0]`, without the Reserved bit carried above it.
+    pub const fn lower_address_6_0(&self) -> u8 {
+        self.lower_address & 0x7f
+    }
+
+    /// The Reserved DW2 bit 7, carried in bit 7 of [`CompletionHeader::lower_address`].
+    pub const fn reserved_bit(&self) -> bool {
+        self.lower_address & 0x80 != 0
+    }
 }
 
 /// The Fmt/Type of a TLP together with the header fields only that kind has.
@@ -96,7 +110,8 @@ pub enum TlpKind {
         req: RequestHeader,
         /// DW-aligned byte address (bits 1:0 zero; below 2³² for [`AddrWidth::Bits32`]).
         address: u64,
-        /// `PH[1:0]` processing hint in address bits 1:0 (meaningful when TH is set, §2.2.7.1.1).
+        /// Address bits 1:0 as sent: `PH[1:0]`, the processing hint, when TH is set
+        /// (§2.2.7.1.1); Reserved when TH is clear (then 0 in a TLP formed correctly).
         ph: u8,
     },
     /// IORd, IOWr (§2.2.7.1, Figure 2-38).
@@ -105,8 +120,10 @@ pub enum TlpKind {
         write: bool,
         /// Requester ID, Tag, byte enables.
         req: RequestHeader,
-        /// DW-aligned 32-bit I/O address (bits 1:0 Reserved).
+        /// DW-aligned 32-bit I/O address (bits 1:0 zero).
         address: u32,
+        /// Address bits 1:0, Reserved (0..=3; 0 in a TLP formed correctly).
+        reserved: u8,
     },
     /// CfgRd0/1, CfgWr0/1 (§2.2.7.1, Figure 2-39).
     Config {
@@ -121,6 +138,9 @@ pub enum TlpKind {
         /// Extended Register `Number[3:0]` : Register `Number[5:0]`, a DW index 0..=1023
         /// (byte offset = `register * 4`).
         register: u16,
+        /// The Reserved DW2 bits 15:12 and 1:0 in place (within mask [`CONFIG_RESERVED_MASK`];
+        /// 0 in a TLP formed correctly).
+        reserved: u16,
     },
     /// Msg, MsgD (§2.2.8, Figures 2-49/2-50).
     Message {
@@ -205,7 +225,25 @@ impl TlpKind {
 /// A transaction-layer packet as typed fields: optional PASID prefix, header and payload.
 ///
 /// `length_dw` is the decoded Length (1..=1024; the wire's 0 means 1024) for requests and
-/// TLPs with data; for Cpl, CplLk and Msg, whose Length is Reserved, it is 0.
+/// TLPs with data; for Cpl, CplLk and Msg, whose Length is Reserved, it is the 10-bit field as
+/// sent (0..=1023, 0 in a TLP formed correctly).
+///
+/// Reserved fields: transmitters set them to 0 and receivers ignore them (§2.2, §2.3). The
+/// codec carries whatever a TLP has in them, so that `encode(decode(b)) == b`, and
+/// [`validate`](super::validate()) reports every one that is non-zero. Each travels in the
+/// packet as follows (where a type has no field of its own for them, the bits ride in the
+/// field next to them on the wire):
+///
+/// | Reserved field | carried in |
+/// | --- | --- |
+/// | DW0 bit 17 (formerly LN) | [`TlpPacket::ln`] |
+/// | Length of Cpl, CplLk, Msg | [`TlpPacket::length_dw`] (the field as sent) |
+/// | TH of completions | [`TlpPacket::th`] |
+/// | address bits 1:0 of memory requests without TH | [`TlpKind::Memory`] `ph` |
+/// | address bits 1:0 of I/O requests | [`TlpKind::Io`] `reserved` |
+/// | configuration DW2 bits 15:12 and 1:0 | [`TlpKind::Config`] `reserved` |
+/// | completion DW2 bit 7 | [`CompletionHeader::lower_address`] bit 7 |
+/// | PASID prefix bits 21:20 | [`PasidPrefix::pasid`] bits 21:20 |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlpPacket {
     /// The NFM PASID End-End TLP Prefix, if present (§6.20.2.1).
@@ -216,7 +254,7 @@ pub struct TlpPacket {
     pub tc: u8,
     /// `Attr[2:0]` (§2.2.6.3).
     pub attr: Attr,
-    /// TH: TLP Processing Hints present (§2.2.7.1.1).
+    /// TH: TLP Processing Hints present (§2.2.7.1.1); Reserved for completions (§2.2.9.1).
     pub th: bool,
     /// DW0 bit 17: Reserved in 6.0, formerly LN (Lightweight Notification); carried as is.
     pub ln: bool,
@@ -270,3 +308,5 @@ pub const MAX_LENGTH_DW: u16 = 1024;
 pub const MAX_BYTE_COUNT: u16 = 4096;
 /// The largest TC.
 pub const MAX_TC: u8 = dw0::TC.max() as u8;
+/// The Reserved bits of a configuration request's DW2, 15:12 and 1:0 (§2.2.7.1, Figure 2-39).
+pub const CONFIG_RESERVED_MASK: u16 = (config::RSVD_HI.mask() | config::RSVD_LO.mask()) as u16;

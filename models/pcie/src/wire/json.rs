@@ -2,12 +2,24 @@
 //! encode` reads it. One flat object; field names are fixed (see [`TlpJson`]).
 //!
 //! Encoding rules: `kind` is required; fields that do not apply to the kind are rejected, as
-//! are unknown fields; `fmt`/`type`, when given, must agree with `kind`; errors name the field.
-//! Defaults: TC 0, attributes and flags clear, AT untranslated, requester and completer
-//! 00:00.0, tag 0, Length from the payload (else 1 DW, zero-filled), First DW BE 1111b,
-//! Last DW BE 1111b when Length > 1 (else 0000b), status SC, Byte Count = payload bytes (4
-//! without data), register/target 0, message fields 0. `address` (memory, I/O) and
-//! `message_code` (Msg, MsgD) have no default.
+//! are unknown fields; `fmt`/`type`, when given, must agree with `kind`; errors name the
+//! field. Defaults: TC 0, attributes and flags clear, AT untranslated,
+//! requester and completer 00:00.0, tag 0, Length from the payload (else 1 DW, zero-filled;
+//! 0 for Cpl, CplLk and Msg), First DW BE 1111b, Last DW BE 1111b when Length > 1 (else
+//! 0000b), status SC, Byte Count = payload bytes (4 without data), register/target 0, message
+//! fields 0, Reserved bits 0. `address` (memory, I/O) and `message_code` (Msg, MsgD) have no
+//! default.
+//!
+//! Reserved fields: decoding carries non-zero Reserved bits (receivers ignore them), and the
+//! JSON shows them so that decode → JSON → encode gives back the same bytes: `reserved` (the
+//! header's Reserved bits, in place), `pasid.reserved` (prefix bits 21:20, in place),
+//! `length_dw` of Cpl/CplLk/Msg (the Reserved Length field as sent), `ln` (DW0 bit 17) and
+//! `th` of completions.
+//!
+//! Rule violations: `snoopsim tlp encode` refuses a TLP that breaks a rule
+//! (`pcie::wire::validate`, non-zero Reserved fields included) unless the object has
+//! `"allow_violations": true`, which encodes it anyway, for producing bad TLPs on purpose.
+//! `violations` and `notes` are output only (what decode found) and are ignored on input.
 
 use super::header::*;
 use model_core::Bdf;
@@ -57,7 +69,8 @@ pub struct TlpJson {
     /// AT: `untranslated`, `translation_request`, `translated`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub at: Option<String>,
-    /// Length in DW, 1..=1024 (0 for Cpl, CplLk, Msg, whose Length is Reserved).
+    /// Length in DW, 1..=1024; for Cpl, CplLk and Msg, whose Length is Reserved, the field as
+    /// sent, 0..=1023 (0 unless the TLP breaks the rule).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub length_dw: Option<u16>,
     /// Requester ID.
@@ -75,7 +88,9 @@ pub struct TlpJson {
     /// DW-aligned address, `"0x…"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
-    /// `PH[1:0]` (memory requests).
+    /// `PH[1:0]`, the processing hint in address bits 1:0 of memory requests. Printed only
+    /// with `"th": true`; without TH those bits are Reserved (printed as `reserved`), and a
+    /// `ph` given on input means them, so a non-zero one is a Reserved-field violation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ph: Option<u8>,
     /// Configuration target ID.
@@ -105,18 +120,31 @@ pub struct TlpJson {
     /// Lower Address, 0..=127.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lower_address: Option<u8>,
+    /// Non-zero Reserved header bits, in place within their DW, `"0x…"` (output only when
+    /// non-zero): address bits 1:0 of I/O requests and of memory requests without TH (`0x1`
+    /// ..`0x3`), configuration DW2 bits 15:12 and 1:0 (within `0xf003`), completion DW2 bit 7
+    /// (`0x80`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reserved: Option<String>,
     /// The PASID prefix, or null.
     pub pasid: Option<PasidJson>,
     /// Payload bytes as hex (TLPs with data).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payload: Option<String>,
-    /// Rule violations found on decode (output only; ignored on input).
+    /// Rule violations found on decode (output only; ignored on input; `warnings` is accepted
+    /// as its former name).
+    #[serde(alias = "warnings", skip_serializing_if = "Option::is_none")]
+    pub violations: Option<Vec<String>>,
+    /// Informational remarks found on decode, such as BCM set (output only; ignored on input).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub warnings: Option<Vec<String>>,
+    pub notes: Option<Vec<String>>,
+    /// Input only: encode even if the TLP breaks rules (see the module doc). Never printed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_violations: Option<bool>,
 }
 
 /// The PASID prefix as JSON.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PasidJson {
     /// PASID, 0..=0xFFFFF.
@@ -125,6 +153,9 @@ pub struct PasidJson {
     pub execute: bool,
     /// Privileged Mode Requested.
     pub privileged: bool,
+    /// Non-zero Reserved bits 21:20 of the prefix DW, in place (`"0x100000"`..`"0x300000"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reserved: Option<String>,
 }
 
 /// A JSON field that does not make a TLP.
@@ -160,6 +191,11 @@ pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
     Ok(digits.chunks_exact(2).map(|p| p[0] << 4 | p[1]).collect())
 }
 
+/// `"0x…"` for a non-zero Reserved value, else nothing.
+fn hex_if_set(value: u32) -> Option<String> {
+    (value != 0).then(|| format!("{value:#x}"))
+}
+
 /// Lowercase hex without separators.
 pub fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -186,9 +222,10 @@ impl TlpJson {
             length_dw: Some(t.length_dw),
             tag: Some(t.tag()),
             pasid: t.pasid.map(|p| PasidJson {
-                pasid: p.pasid,
+                pasid: p.id(),
                 execute: p.execute,
                 privileged: p.privileged,
+                reserved: hex_if_set(p.reserved()),
             }),
             payload: ft.has_data().then(|| to_hex(&t.payload)),
             ..TlpJson::default()
@@ -201,14 +238,27 @@ impl TlpJson {
         match t.kind {
             TlpKind::Memory { address, ph, .. } => {
                 j.address = Some(format!("{address:#x}"));
-                j.ph = Some(ph);
+                if t.th {
+                    j.ph = Some(ph);
+                } else {
+                    j.reserved = hex_if_set(ph.into());
+                }
             }
-            TlpKind::Io { address, .. } => j.address = Some(format!("{address:#x}")),
+            TlpKind::Io {
+                address, reserved, ..
+            } => {
+                j.address = Some(format!("{address:#x}"));
+                j.reserved = hex_if_set(reserved.into());
+            }
             TlpKind::Config {
-                target, register, ..
+                target,
+                register,
+                reserved,
+                ..
             } => {
                 j.target_id = Some(target);
                 j.register = Some(register);
+                j.reserved = hex_if_set(reserved.into());
             }
             TlpKind::Message {
                 routing,
@@ -228,7 +278,8 @@ impl TlpJson {
                 j.status = Some(cpl.status.short_name().to_owned());
                 j.bcm = Some(cpl.bcm);
                 j.byte_count = Some(cpl.byte_count);
-                j.lower_address = Some(cpl.lower_address);
+                j.lower_address = Some(cpl.lower_address_6_0());
+                j.reserved = hex_if_set(u32::from(cpl.reserved_bit()) << 7);
             }
         }
         j

@@ -19,8 +19,14 @@
 //! routings), Cpl/CplD/CplLk/CplDLk. Not modelled (rejected on decode): AtomicOps, DMWr,
 //! Flit Mode, Local and other End-End prefixes.
 //!
-//! [`validate`] reports rule violations (4 KiB crossing, byte enables, MPS/MRRS, …) as data;
-//! [`json`] is the serde form the `snoopsim tlp` command speaks.
+//! Reserved fields do not stop decoding (receivers ignore them, §2.3): they are carried in
+//! the packet so that re-encoding gives the same bytes ([`TlpPacket`] lists where) and
+//! reported by [`validate`].
+//!
+//! [`validate`] reports rule violations (4 KiB crossing, byte enables, completion Length and
+//! Byte Count, non-zero Reserved fields, MPS/MRRS, …) as data; [`remarks`] gives informational
+//! notes that are not violations (BCM); [`json`] is the serde form the `snoopsim tlp` command
+//! speaks.
 
 mod arb;
 mod codec;
@@ -40,9 +46,9 @@ pub use crc::{crc32, ecrc};
 pub use error::{DecodeError, EncodeError, TlpPart};
 pub use header::{
     fmt_code, type_code, AddrWidth, AddressType, Attr, CfgType, CompletionHeader, CplStatus,
-    FmtType, MemOp, MsgRouting, RequestHeader, TlpKind, TlpPacket, MAX_BYTE_COUNT, MAX_LENGTH_DW,
-    MAX_TAG, MAX_TC,
+    FmtType, MemOp, MsgRouting, RequestHeader, TlpKind, TlpPacket, CONFIG_RESERVED_MASK,
+    MAX_BYTE_COUNT, MAX_LENGTH_DW, MAX_TAG, MAX_TC,
 };
 pub use prefix::PasidPrefix;
-pub use validate::{validate, validate_bytes, ValidationContext, Violation};
+pub use validate::{remarks, validate, validate_bytes, Remark, ValidationContext, Violation};
 pub use view::TlpView;

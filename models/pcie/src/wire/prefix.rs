@@ -14,7 +14,9 @@ use std::fmt;
 /// The PASID TLP Prefix's fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PasidPrefix {
-    /// `PASID[19:0]` (§6.20.2.2), 0..=0xF_FFFF.
+    /// `PASID[19:0]` (§6.20.2.2) in bits 19:0. Bits 21:20 carry the prefix DW's Reserved
+    /// bits 21:20 as received (0 in every TLP formed correctly); see [`PasidPrefix::id`] and
+    /// [`PasidPrefix::reserved`]. At most [`PasidPrefix::MAX_RAW`].
     pub pasid: u32,
     /// Execute Requested (§6.20.2.3).
     pub execute: bool,
@@ -30,35 +32,43 @@ pub enum PrefixError {
         /// `Type[4:0]` of the prefix.
         ty: u8,
     },
-    /// Reserved bits 21:20 are set.
-    ReservedBits(u32),
 }
 
 impl PasidPrefix {
     /// The largest PASID (20 bits).
     pub const MAX_PASID: u32 = pasid_prefix::PASID.max();
+    /// The largest [`PasidPrefix::pasid`]: `PASID[19:0]` with both Reserved bits 21:20 set.
+    pub const MAX_RAW: u32 = pasid_prefix::PASID.mask() | pasid_prefix::RSVD.mask();
 
-    /// The prefix DW. `pasid` bits above 19 are dropped; `encode` checks the range first.
+    /// `PASID[19:0]`, without the Reserved bits carried above it.
+    pub const fn id(self) -> u32 {
+        pasid_prefix::PASID.get(self.pasid)
+    }
+
+    /// The Reserved bits 21:20 of the prefix DW, in place (`0x30_0000` when both are set).
+    pub const fn reserved(self) -> u32 {
+        self.pasid & pasid_prefix::RSVD.mask()
+    }
+
+    /// The prefix DW. `pasid` bits above 21 are dropped; `encode` checks the range first.
     pub const fn to_dw(self) -> u32 {
         let mut dw = dw0::FMT.put(0, fmt_code::PREFIX as u32);
         dw = dw0::TYPE.put(dw, type_code::PREFIX_PASID as u32);
         dw = pasid_prefix::PMR.put(dw, self.privileged as u32);
         dw = pasid_prefix::ER.put(dw, self.execute as u32);
+        dw = pasid_prefix::RSVD.put(dw, pasid_prefix::RSVD.get(self.pasid));
         pasid_prefix::PASID.put(dw, self.pasid)
     }
 
-    /// Parses a prefix DW whose Fmt is already known to be 100b.
+    /// Parses a prefix DW whose Fmt is already known to be 100b. Reserved bits 21:20 are
+    /// carried in [`PasidPrefix::pasid`], not refused.
     pub const fn from_dw(dw: u32) -> Result<PasidPrefix, PrefixError> {
         let ty = dw0::TYPE.get(dw) as u8;
         if ty != type_code::PREFIX_PASID {
             return Err(PrefixError::Unsupported { ty });
         }
-        let rsvd = pasid_prefix::RSVD.get(dw);
-        if rsvd != 0 {
-            return Err(PrefixError::ReservedBits(rsvd));
-        }
         Ok(PasidPrefix {
-            pasid: pasid_prefix::PASID.get(dw),
+            pasid: dw & (pasid_prefix::PASID.mask() | pasid_prefix::RSVD.mask()),
             execute: pasid_prefix::ER.flag(dw),
             privileged: pasid_prefix::PMR.flag(dw),
         })
@@ -70,10 +80,14 @@ impl fmt::Display for PasidPrefix {
         write!(
             f,
             "PASID 0x{:05x}{}{}",
-            self.pasid,
+            self.id(),
             if self.execute { " ER" } else { "" },
             if self.privileged { " PMR" } else { "" }
-        )
+        )?;
+        match self.reserved() {
+            0 => Ok(()),
+            r => write!(f, " (Reserved bits 21:20 = {:#x})", r),
+        }
     }
 }
 
@@ -95,9 +109,9 @@ mod tests {
             PasidPrefix::from_dw(0x9000_0000),
             Err(PrefixError::Unsupported { ty: 0x10 })
         );
-        assert_eq!(
-            PasidPrefix::from_dw(0x9130_0000),
-            Err(PrefixError::ReservedBits(3))
-        );
+        // Reserved bits 21:20 are carried, not refused, and re-encode as they came.
+        let r = PasidPrefix::from_dw(0x9131_2345).unwrap();
+        assert_eq!((r.id(), r.reserved()), (0x1_2345, 0x30_0000));
+        assert_eq!(r.to_dw(), 0x9131_2345);
     }
 }

@@ -19,8 +19,28 @@
 //!   ATS Invalidate Request, Page Request or PRG Response (§6.20);
 //! * Length above Max_Payload_Size for TLPs with data (§2.2.2) and above
 //!   Max_Read_Request_Size for memory reads (§2.2.7.1), when a [`ValidationContext`] gives them;
+//! * completions (§2.2.9.1, §2.3.1.1):
+//!   - CplD/CplDLk with a status other than SC: only Successful read Completions carry data;
+//!     the others are Cpl/CplLk (Table 2-3);
+//!   - Byte Count within 1..=4096 (only a typed packet can break this; the wire's 0 is 4096);
+//!   - the last Completion of a request: with `la` = Lower `Address[1:0]` and `bc` = Byte
+//!     Count, a CplD/CplDLk with `bc <= Length × 4 − la` holds every byte still owed, so its
+//!     Length must be exactly `⌈(la + bc) / 4⌉` DW. Skipped when BCM is set (Byte Count is then
+//!     not the remaining count);
+//!   - a Cpl (not CplLk) with status SC can only complete an I/O Write, Configuration Write or
+//!     DMWr (Table 2-3), so its Byte Count must be 4 and its Lower Address 0 (§2.2.9.1);
+//!   - not checked: Lower Address = 0 for completions of I/O and Configuration *reads*
+//!     (a CplD does not say what kind of request it completes), RCB splitting, and anything
+//!     else that needs the request;
+//! * Reserved fields that are non-zero (§2.2: "filled with all 0's when a TLP is formed";
+//!   receivers ignore them, so they do not stop decoding): DW0 bit 17 (formerly LN), Length
+//!   of Cpl/CplLk/Msg, TH of completions, address bits 1:0 of memory requests without TH and of
+//!   I/O requests, configuration DW2 bits 15:12 and 1:0, completion DW2 bit 7, PASID prefix
+//!   bits 21:20;
 //! * on raw bytes ([`validate_bytes`]): Reserved Fmt/Type (§2.2.1.1), an ECRC mismatch (§2.7.1)
 //!   and any other decode failure.
+//!
+//! Not violations but worth saying ([`remarks`]): BCM set, which only PCI-X completers do.
 
 use super::error::DecodeError;
 use super::header::*;
@@ -136,6 +156,49 @@ pub enum Violation {
         /// MRRS.
         mrrs: u32,
     },
+    /// A completion with data and a status other than Successful Completion.
+    #[error("{kind} carries data but its Completion Status is {status}: only Successful Completions carry data; other statuses use {without} (§2.2.9, Table 2-3)")]
+    CompletionDataNotSuccessful {
+        /// The kind (CplD or CplDLk).
+        kind: &'static str,
+        /// The status.
+        status: CplStatus,
+        /// The kind it should have been (Cpl or CplLk).
+        without: &'static str,
+    },
+    /// The last completion of a request whose Length is not what Byte Count and Lower Address
+    /// make it.
+    #[error("{kind} Length is {length_dw} DW but Byte Count {byte_count} from Lower Address[1:0] = {la} ends within it, so it is the last Completion of its request and Length must be ceil(({la} + {byte_count}) / 4) = {expected} DW (§2.3.1.1)")]
+    CompletionLength {
+        /// The kind.
+        kind: &'static str,
+        /// Length.
+        length_dw: u16,
+        /// Byte Count.
+        byte_count: u16,
+        /// Lower `Address[1:0]`.
+        la: u8,
+        /// The Length Byte Count and Lower Address call for.
+        expected: u16,
+    },
+    /// Byte Count outside 1..=4096 (a typed packet; the wire cannot carry it).
+    #[error("{kind} Byte Count is {byte_count}, outside 1..=4096 (§2.2.9.1)")]
+    ByteCountOutOfRange {
+        /// The kind.
+        kind: &'static str,
+        /// Byte Count.
+        byte_count: u16,
+    },
+    /// A Reserved field is non-zero.
+    #[error("{kind}: Reserved field {field} is non-zero ({value:#x}); transmitters must set it to 0 and receivers ignore it (§2.2, §2.3)")]
+    ReservedField {
+        /// The kind.
+        kind: &'static str,
+        /// The field.
+        field: &'static str,
+        /// Its value, bits in place within the field.
+        value: u32,
+    },
     /// Reserved Fmt/Type (raw bytes only).
     #[error("Fmt {fmt:03b}b / Type {ty:05b}b is Reserved or not modelled (§2.2.1.1, Table 2-3)")]
     ReservedFmtType {
@@ -155,6 +218,120 @@ pub enum Violation {
     /// Any other reason the bytes do not decode.
     #[error("malformed: {0}")]
     Malformed(DecodeError),
+}
+
+/// Something about a TLP worth saying that breaks no rule a lone TLP can be held to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remark {
+    /// BCM is set on a completion.
+    BcmSet,
+}
+
+impl std::fmt::Display for Remark {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Remark::BcmSet => f.write_str(
+                "BCM is set: only PCI-X completers set Byte Count Modified, PCI Express completers must not (§2.2.9.1); Byte Count is then not the remaining count, so the Length check of §2.3.1.1 is skipped",
+            ),
+        }
+    }
+}
+
+/// The [`Remark`]s on `t`: informational, not rule violations.
+pub fn remarks(t: &TlpPacket) -> Vec<Remark> {
+    match t.kind {
+        TlpKind::Completion { cpl, .. } if cpl.bcm => vec![Remark::BcmSet],
+        _ => Vec::new(),
+    }
+}
+
+/// Completion rules (§2.2.9.1, §2.3.1.1; see the module doc).
+fn completion(
+    t: &TlpPacket,
+    data: bool,
+    locked: bool,
+    cpl: &CompletionHeader,
+    out: &mut Vec<Violation>,
+) {
+    let kind = t.fmt_type().name();
+    if data && cpl.status != CplStatus::Sc {
+        out.push(Violation::CompletionDataNotSuccessful {
+            kind,
+            status: cpl.status,
+            without: if locked { "CplLk" } else { "Cpl" },
+        });
+    }
+    let bc = cpl.byte_count;
+    if !(1..=MAX_BYTE_COUNT).contains(&bc) {
+        out.push(Violation::ByteCountOutOfRange {
+            kind,
+            byte_count: bc,
+        });
+        return;
+    }
+    let la = cpl.lower_address_6_0() & 0b11;
+    let carried = (u32::from(t.length_dw) * 4).saturating_sub(la.into());
+    if data && !cpl.bcm && u32::from(bc) <= carried {
+        let expected = (u16::from(la) + bc).div_ceil(4);
+        if t.length_dw != expected {
+            out.push(Violation::CompletionLength {
+                kind,
+                length_dw: t.length_dw,
+                byte_count: bc,
+                la,
+                expected,
+            });
+        }
+    }
+    if !data && !locked && cpl.status == CplStatus::Sc {
+        let rule =
+            "§2.2.9.1: a Cpl with status SC completes an I/O Write, Configuration Write or DMWr";
+        for (field, value, required) in [
+            ("Byte Count", u32::from(bc), 4),
+            ("Lower Address", u32::from(cpl.lower_address_6_0()), 0),
+        ] {
+            if value != required {
+                out.push(Violation::FieldMustBe {
+                    kind,
+                    field,
+                    value,
+                    required,
+                    rule,
+                });
+            }
+        }
+    }
+}
+
+/// Non-zero Reserved fields (see the module doc and [`TlpPacket`] for where each is carried).
+fn reserved_fields(t: &TlpPacket, out: &mut Vec<Violation>) {
+    let kind = t.fmt_type().name();
+    let mut flag = |field, value: u32| {
+        if value != 0 {
+            out.push(Violation::ReservedField { kind, field, value });
+        }
+    };
+    flag("DW0 bit 17 (formerly LN)", t.ln.into());
+    if t.fmt_type().length_reserved() {
+        flag("Length", t.length_dw.into());
+    }
+    match &t.kind {
+        TlpKind::Memory { ph, .. } if !t.th => {
+            flag("address bits 1:0 (PH only when TH is set)", (*ph).into())
+        }
+        TlpKind::Io { reserved, .. } => flag("I/O address bits 1:0", (*reserved).into()),
+        TlpKind::Config { reserved, .. } => {
+            flag("configuration DW2 bits 15:12 and 1:0", (*reserved).into())
+        }
+        TlpKind::Completion { cpl, .. } => {
+            flag("TH (Reserved for completions)", t.th.into());
+            flag("completion DW2 bit 7", u32::from(cpl.reserved_bit()) << 7);
+        }
+        _ => {}
+    }
+    if let Some(p) = t.pasid {
+        flag("PASID prefix bits 21:20", p.reserved());
+    }
 }
 
 /// Message codes that may carry a PASID: ATS Invalidate Request (01h), Page Request (04h),
@@ -284,7 +461,7 @@ pub fn validate(t: &TlpPacket, ctx: &ValidationContext) -> Vec<Violation> {
                 out.push(Violation::PasidNotPermitted { kind });
             }
         }
-        TlpKind::Completion { .. } => {}
+        TlpKind::Completion { data, locked, cpl } => completion(t, *data, *locked, cpl, &mut out),
     }
     if t.pasid.is_some()
         && matches!(
@@ -299,6 +476,7 @@ pub fn validate(t: &TlpPacket, ctx: &ValidationContext) -> Vec<Violation> {
             out.push(Violation::ExceedsMps { kind, bytes, mps });
         }
     }
+    reserved_fields(t, &mut out);
     out
 }
 

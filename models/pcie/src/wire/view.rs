@@ -63,12 +63,6 @@ impl<'a> TlpView<'a> {
                 Err(PrefixError::Unsupported { ty }) => {
                     return Err(DecodeError::UnsupportedPrefix { ty })
                 }
-                Err(PrefixError::ReservedBits(value)) => {
-                    return Err(DecodeError::ReservedBitsSet {
-                        field: "PASID prefix bits 21:20",
-                        value,
-                    })
-                }
             }
             at += DW_BYTES;
         };
@@ -239,7 +233,8 @@ impl<'a> TlpView<'a> {
             lo
         }
     }
-    /// `PH[1:0]` (Reserved bits 1:0 for I/O).
+    /// Address bits 1:0 of a Memory or I/O request: `PH[1:0]` for memory requests with TH
+    /// set, Reserved otherwise.
     pub fn ph(&self) -> u8 {
         address::PH.get(self.addr_lo_dw()) as u8
     }
@@ -281,7 +276,7 @@ impl<'a> TlpView<'a> {
     pub fn lower_address(&self) -> u8 {
         completion::LOWER_ADDRESS.get(self.header_dw(2)) as u8
     }
-    /// The Reserved bit 7 of completion DW2.
+    /// The Reserved bit 7 of completion DW2 (1 when set).
     pub fn cpl_reserved(&self) -> u32 {
         completion::RSVD.get(self.header_dw(2))
     }
