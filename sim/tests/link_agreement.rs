@@ -66,6 +66,11 @@ fn simulated_streaming_throughput_matches_the_analytic_model_within_2_percent() 
                 let got = r.variants[0].throughput.gbps;
                 let err = (got - want).abs() / want;
                 worst = worst.max(err);
+                eprintln!(
+                    "Gen{gen} x{lanes:<2} MPS {mps:<4} MRRS {mrrs:<4} {dir:<5} {size:>5} B: \
+                     simulated {got:8.3} GB/s, analytic {want:8.3} GB/s, {:+.2}%",
+                    (got - want) / want * 100.0
+                );
                 assert!(
                     err < 0.02,
                     "Gen{gen} x{lanes} MPS {mps} MRRS {mrrs} {dir} {size} B: simulated \
