@@ -10,8 +10,8 @@
 //! * [`translate`]: the [`TranslationAgent`] interface that the VT-d and AMD-Vi models
 //!   implement, and [`IdentityTranslation`] for platforms without an IOMMU.
 //!
-//! Later issues add here the generic set-associative array with replacement policies (shared
-//! by IOTLBs, walk caches and CPU caches).
+//! * [`setassoc`]: [`SetAssoc`], the generic set-associative array with LRU and tree
+//!   pseudo-LRU replacement shared by CPU caches, IOTLBs and walk caches.
 //!
 //! Nothing in this crate reads a clock, performs I/O or knows about the event engine: models
 //! are pure state machines that are handed `now` and return what they emit and when.
@@ -19,11 +19,13 @@
 
 pub mod addr;
 pub mod mem;
+pub mod setassoc;
 pub mod time;
 pub mod translate;
 
 pub use addr::{Bdf, BdfParseError, Iova, LineAddr, PhysAddr};
 pub use mem::SparseMemory;
+pub use setassoc::{Inserted, Replacement, SetAssoc, SetAssocError, WayMask};
 pub use time::{ClockDomain, ClockError, Cycles, Span, Tick};
 pub use translate::{
     AccessKind, IdentityTranslation, Translation, TranslationAgent, TranslationFault,
