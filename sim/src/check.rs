@@ -1,35 +1,46 @@
 //! The corruption checker: a coherent reference memory beside the real hierarchy.
 //!
-//! Every performed write is applied to the reference in simulated order; every performed
-//! read is compared with it byte by byte. A mismatch is classified (DESIGN.md "Data is
-//! real") and the first few of each class keep an explanation: the chain of events, with
-//! ticks, that touched the bytes. In this slice DMA goes straight to DRAM, so the reference
-//! and DRAM agree unless the data path itself is broken; the cache issue adds the CPU side
-//! (stale CPU reads, lost DMA writes).
+//! It observes every performed memory effect of the cache model ([`cache::Observer`]), in
+//! simulated order, and keeps what memory would hold if every write were coherent:
+//! * CPU stores and DMA writes update the reference (whatever path they took);
+//! * a CPU load that returns other bytes is a **stale CPU read** (e.g. a no-snoop DMA write
+//!   went to DRAM under a valid cached copy);
+//! * a DMA read that returns other bytes is a **stale device read** (a no-snoop read got
+//!   DRAM while a newer dirty line sat in a cache);
+//! * a write-back that puts other bytes into DRAM over data a DMA write put there is a
+//!   **lost DMA write** (the dirty line was older than the device's data).
+//!
+//! Each class counts events and bytes and keeps the first few explanations: the last
+//! write to the line (who, when, which path) and the access that found it stale.
 
-use model_core::{Bdf, PhysAddr, SparseMemory, Tick};
+use cache::{Effect, EffectKind, Observer, WriteBackCause};
+use model_core::{LineAddr, PhysAddr, SparseMemory, Tick};
 use reports::{hex_address, ChainStep, ClassCount, Corruption, Explanation};
 use std::collections::BTreeMap;
 
 /// Explanations kept per class unless the scenario says otherwise.
 pub const DEFAULT_EXPLANATIONS: usize = 4;
+/// Line size the checker tracks writers at.
+const LINE: u64 = cache::LINE_BYTES as u64;
 
-/// Who last wrote a byte range, for explanations.
+/// The last write to a line, for explanations and for telling DMA data from CPU data.
 #[derive(Debug, Clone)]
 struct LastWrite {
     tick: Tick,
     actor: String,
-    len: usize,
+    what: String,
+    dma: bool,
 }
 
 /// The reference memory and the tallies of mismatches.
 #[derive(Debug, Clone)]
 pub struct Checker {
     reference: SparseMemory,
-    /// Last write by start address (only for explanations).
-    last_writes: BTreeMap<u64, LastWrite>,
+    last_writes: BTreeMap<LineAddr, LastWrite>,
     corruption: Corruption,
     keep: usize,
+    /// Who the next DMA effects belong to (the engine sets it before each device access).
+    pub device: String,
 }
 
 impl Checker {
@@ -40,68 +51,8 @@ impl Checker {
             last_writes: BTreeMap::new(),
             corruption: Corruption::default(),
             keep,
+            device: String::new(),
         }
-    }
-
-    /// A device's write was performed at `now`.
-    pub fn dma_write(&mut self, now: Tick, dev: Bdf, pa: PhysAddr, data: &[u8]) {
-        self.reference.write(pa, data);
-        self.last_writes.insert(
-            pa.raw(),
-            LastWrite {
-                tick: now,
-                actor: format!("device {dev}"),
-                len: data.len(),
-            },
-        );
-    }
-
-    /// A device's read was performed at `now` and returned `data`. A mismatch with the
-    /// reference is a stale device read: the device got older bytes than were last written.
-    pub fn dma_read(&mut self, now: Tick, dev: Bdf, pa: PhysAddr, data: &[u8]) {
-        let want = self.reference.read_vec(pa, data.len());
-        let stale = want.iter().zip(data).filter(|(w, g)| w != g).count();
-        if stale == 0 {
-            return;
-        }
-        let first = want.iter().zip(data).position(|(w, g)| w != g).unwrap_or(0);
-        let bad = pa.raw() + first as u64;
-        let mut chain: Vec<ChainStep> = self
-            .last_writes
-            .range(..=bad)
-            .rev()
-            .find(|(start, w)| **start + w.len as u64 > bad)
-            .map(|(start, w)| ChainStep {
-                tick_ps: w.tick.as_ps(),
-                actor: w.actor.clone(),
-                what: format!("wrote {} bytes at {}", w.len, hex_address(*start)),
-            })
-            .into_iter()
-            .collect();
-        chain.push(ChainStep {
-            tick_ps: now.as_ps(),
-            actor: format!("device {dev}"),
-            what: format!(
-                "read {} bytes at {}: byte {} is {:#04x}, the reference holds {:#04x}",
-                data.len(),
-                pa,
-                hex_address(bad),
-                data[first],
-                want[first]
-            ),
-        });
-        record(
-            &mut self.corruption.stale_device_read,
-            self.keep,
-            Explanation {
-                address: hex_address(bad),
-                bytes: stale as u64,
-                summary: format!(
-                    "device {dev} read {stale} stale bytes: memory did not hold the last value written"
-                ),
-                chain,
-            },
-        );
     }
 
     /// The tallies, with the total filled in.
@@ -109,6 +60,185 @@ impl Checker {
         let mut c = self.corruption.clone();
         c.recompute_total();
         c
+    }
+
+    /// What memory would hold if every access were coherent.
+    pub fn reference(&self) -> &SparseMemory {
+        &self.reference
+    }
+
+    fn apply(
+        &mut self,
+        at: Tick,
+        pa: PhysAddr,
+        data: &[u8],
+        actor: String,
+        what: String,
+        dma: bool,
+    ) {
+        self.reference.write(pa, data);
+        let mut line = LineAddr::containing(pa, LINE);
+        let end = pa.raw() + data.len() as u64;
+        while line.base().raw() < end {
+            self.last_writes.insert(
+                line,
+                LastWrite {
+                    tick: at,
+                    actor: actor.clone(),
+                    what: what.clone(),
+                    dma,
+                },
+            );
+            line = LineAddr::containing(PhysAddr(line.base().raw() + LINE), LINE);
+        }
+    }
+
+    /// Bytes of `data` at `pa` that differ from the reference, and the first of them.
+    fn stale(&self, pa: PhysAddr, data: &[u8]) -> Option<(usize, u64)> {
+        let want = self.reference.read_vec(pa, data.len());
+        let first = want.iter().zip(data).position(|(w, g)| w != g)?;
+        let n = want.iter().zip(data).filter(|(w, g)| w != g).count();
+        Some((n, pa.raw() + first as u64))
+    }
+
+    fn explain(&self, bad: u64, at: Tick, actor: String, what: String) -> Vec<ChainStep> {
+        let line = LineAddr::containing(PhysAddr(bad), LINE);
+        let mut chain: Vec<ChainStep> = self
+            .last_writes
+            .get(&line)
+            .map(|w| ChainStep {
+                tick_ps: w.tick.as_ps(),
+                actor: w.actor.clone(),
+                what: w.what.clone(),
+            })
+            .into_iter()
+            .collect();
+        chain.push(ChainStep {
+            tick_ps: at.as_ps(),
+            actor,
+            what,
+        });
+        chain
+    }
+
+    fn record(&mut self, class: Class, e: Explanation) {
+        let c = match class {
+            Class::StaleCpuRead => &mut self.corruption.stale_cpu_read,
+            Class::StaleDeviceRead => &mut self.corruption.stale_device_read,
+            Class::LostDmaWrite => &mut self.corruption.lost_dma_write,
+        };
+        record(c, self.keep, e);
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Class {
+    StaleCpuRead,
+    StaleDeviceRead,
+    LostDmaWrite,
+}
+
+fn path(snooped: bool) -> &'static str {
+    if snooped {
+        "snooped"
+    } else {
+        "no-snoop"
+    }
+}
+
+impl Observer for Checker {
+    fn on_effect(&mut self, e: &Effect<'_>) {
+        let n = e.data.len();
+        match e.kind {
+            EffectKind::CpuStore { core } => {
+                let what = format!("stored {n} bytes at {}", e.pa);
+                self.apply(e.at, e.pa, e.data, format!("core {}", core.0), what, false);
+            }
+            EffectKind::DmaWrite { snooped, into } => {
+                let what = format!(
+                    "wrote {n} bytes at {} ({}, into {into:?})",
+                    e.pa,
+                    path(snooped)
+                );
+                let actor = format!("device {}", self.device);
+                self.apply(e.at, e.pa, e.data, actor, what, true);
+            }
+            EffectKind::CpuLoad { core, from } => {
+                if let Some((bytes, bad)) = self.stale(e.pa, e.data) {
+                    let actor = format!("core {}", core.0);
+                    let what = format!("loaded {n} bytes at {} from {from:?}: {bytes} stale", e.pa);
+                    let chain = self.explain(bad, e.at, actor, what);
+                    self.record(
+                        Class::StaleCpuRead,
+                        Explanation {
+                            address: hex_address(bad),
+                            bytes: bytes as u64,
+                            summary: format!(
+                                "core {} read {bytes} stale bytes: its cached copy is older than \
+                                 the last write to memory",
+                                core.0
+                            ),
+                            chain,
+                        },
+                    );
+                }
+            }
+            EffectKind::DmaRead { snooped, from } => {
+                if let Some((bytes, bad)) = self.stale(e.pa, e.data) {
+                    let actor = format!("device {}", self.device);
+                    let what = format!(
+                        "read {n} bytes at {} ({}, from {from:?}): {bytes} stale",
+                        e.pa,
+                        path(snooped)
+                    );
+                    let chain = self.explain(bad, e.at, actor, what);
+                    self.record(
+                        Class::StaleDeviceRead,
+                        Explanation {
+                            address: hex_address(bad),
+                            bytes: bytes as u64,
+                            summary: format!(
+                                "device {} read {bytes} stale bytes: a newer dirty line sat in a \
+                                 cache",
+                                self.device
+                            ),
+                            chain,
+                        },
+                    );
+                }
+            }
+            EffectKind::WriteBack { cause } => {
+                let line = LineAddr::containing(e.pa, LINE);
+                let dma = self.last_writes.get(&line).is_some_and(|w| w.dma);
+                if let (true, Some((bytes, bad))) = (dma, self.stale(e.pa, e.data)) {
+                    let by = match cause {
+                        WriteBackCause::LlcEviction => "an LLC eviction".to_owned(),
+                        WriteBackCause::Flush { core, kind } => {
+                            format!("{kind:?} on core {}", core.0)
+                        }
+                        WriteBackCause::SnoopedDmaMerge => "a snooped DMA merge".to_owned(),
+                    };
+                    let what = format!(
+                        "wrote back {n} bytes at {} ({by}) over newer DMA data",
+                        e.pa
+                    );
+                    let chain = self.explain(bad, e.at, "cache".to_owned(), what);
+                    self.record(
+                        Class::LostDmaWrite,
+                        Explanation {
+                            address: hex_address(bad),
+                            bytes: bytes as u64,
+                            summary: format!(
+                                "{bytes} bytes a device wrote were overwritten in DRAM by an \
+                                 older dirty line ({by})"
+                            ),
+                            chain,
+                        },
+                    );
+                }
+            }
+            EffectKind::FlushPerformed { .. } => {}
+        }
     }
 }
 
@@ -123,25 +253,62 @@ fn record(class: &mut ClassCount, keep: usize, e: Explanation) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cache::{CoreId, DmaTarget, Source};
+
+    fn effect(at: u64, pa: u64, data: &[u8], kind: EffectKind) -> Effect<'_> {
+        Effect {
+            at: Tick::from_ps(at),
+            pa: PhysAddr(pa),
+            data,
+            kind,
+        }
+    }
 
     #[test]
-    fn a_read_that_disagrees_with_the_reference_is_a_stale_device_read() {
-        let dev = Bdf::from_raw(0x0100);
+    fn each_mismatch_is_classified_and_explained() {
         let mut c = Checker::new(1);
-        c.dma_write(Tick::from_ps(5), dev, PhysAddr(0x1000), &[1, 2, 3, 4]);
-        c.dma_read(Tick::from_ps(9), dev, PhysAddr(0x1000), &[1, 2, 3, 4]);
-        assert_eq!(c.corruption().total_events, 0);
-        // Two bytes come back old.
-        c.dma_read(Tick::from_ps(10), dev, PhysAddr(0x1000), &[1, 0, 0, 4]);
-        c.dma_read(Tick::from_ps(11), dev, PhysAddr(0x1002), &[0]);
+        c.device = "01:00.0".to_owned();
+        let dma = EffectKind::DmaWrite {
+            snooped: false,
+            into: DmaTarget::Dram,
+        };
+        c.on_effect(&effect(5, 0x1000, &[1; 64], dma));
+        // The CPU's cached copy still holds zeros.
+        let load = EffectKind::CpuLoad {
+            core: CoreId(0),
+            from: Source::L1,
+        };
+        c.on_effect(&effect(9, 0x1000, &[0; 64], load));
+        // A device read of DRAM that misses a newer CPU store.
+        c.on_effect(&effect(
+            10,
+            0x2000,
+            &[7; 8],
+            EffectKind::CpuStore { core: CoreId(1) },
+        ));
+        let read = EffectKind::DmaRead {
+            snooped: false,
+            from: Source::Dram,
+        };
+        c.on_effect(&effect(11, 0x2000, &[0; 8], read));
+        // A dirty line of zeros written back over the DMA data.
+        let wb = EffectKind::WriteBack {
+            cause: WriteBackCause::LlcEviction,
+        };
+        c.on_effect(&effect(12, 0x1000, &[0; 64], wb));
         let k = c.corruption();
-        assert_eq!(k.stale_device_read.events, 2);
-        assert_eq!(k.stale_device_read.bytes, 3);
-        assert_eq!(k.total_events, 2);
-        assert_eq!(k.stale_device_read.first.len(), 1, "keeps only the first");
-        let e = &k.stale_device_read.first[0];
-        assert_eq!(e.address, "0x1001");
-        assert_eq!(e.chain[0].tick_ps, 5, "the chain starts at the write");
-        assert_eq!(e.chain[1].tick_ps, 10);
+        assert_eq!((k.stale_cpu_read.events, k.stale_cpu_read.bytes), (1, 64));
+        assert_eq!(
+            (k.stale_device_read.events, k.stale_device_read.bytes),
+            (1, 8)
+        );
+        assert_eq!((k.lost_dma_write.events, k.lost_dma_write.bytes), (1, 64));
+        assert_eq!(k.total_events, 3);
+        let e = &k.stale_cpu_read.first[0];
+        assert_eq!(e.chain[0].tick_ps, 5, "starts at the DMA write");
+        assert!(e.chain[0].what.contains("no-snoop"));
+        // A write-back of CPU data over CPU data is not a lost DMA write.
+        c.on_effect(&effect(13, 0x2000, &[9; 8], wb));
+        assert_eq!(c.corruption().lost_dma_write.events, 1);
     }
 }

@@ -101,7 +101,7 @@ fn report(
     VariantReport {
         name: v.name.clone(),
         params: v.params.clone(),
-        corruption: system.checker.corruption(),
+        corruption: system.mem.observer().corruption(),
         faults: Faults {
             count: system.fault_count,
             records: system.faults.clone(),
@@ -118,10 +118,7 @@ fn report(
             translations: system.translations,
             ..IommuStats::default()
         },
-        cpu: CpuStats {
-            mmio_writes: system.cpus.iter().map(|c| c.mmio_writes).sum(),
-            ..CpuStats::default()
-        },
+        cpu: cpu_stats(system),
         sim: SimStats {
             events: queue.processed(),
             tlps: system.tlps,
@@ -167,5 +164,21 @@ fn pcie_stats(system: &System, end: Tick) -> PcieStats {
                 mmio_writes: d.mmio_writes,
             })
             .collect(),
+    }
+}
+
+fn cpu_stats(system: &System) -> CpuStats {
+    let f = system.mem.stats().flushes;
+    let sum =
+        |g: fn(&crate::system::CpuCounters) -> u64| system.cpus.iter().map(|c| g(&c.stats)).sum();
+    CpuStats {
+        loads: sum(|c| c.loads),
+        stores: sum(|c| c.stores),
+        clflush: f.clflush,
+        clflushopt: f.clflushopt,
+        clwb: f.clwb,
+        wbinvd: f.wbinvd,
+        stall_ns: system.cpus.iter().map(|c| c.stats.stall.as_ns_f64()).sum(),
+        mmio_writes: sum(|c| c.mmio_writes),
     }
 }

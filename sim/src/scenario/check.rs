@@ -65,6 +65,17 @@ pub(super) fn check(s: &Scenario) -> Result<(), (Vec<Step>, String)> {
             }
         }
         Workload::Program(p) => {
+            if p.cpus.len() as u64 > s.platform.cpu.cores.0 {
+                return Err((
+                    vec![key("workload"), key("program"), key("cpus")],
+                    format!(
+                        "{} CPU programs but platform.cpu.cores is {}: expected at most one \
+                         program per core",
+                        p.cpus.len(),
+                        s.platform.cpu.cores.0
+                    ),
+                ));
+            }
             for (cpu, ops) in &p.cpus {
                 for (i, op) in ops.iter().enumerate() {
                     let CpuOp::MmioWrite(w) = op else { continue };

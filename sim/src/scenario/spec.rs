@@ -56,6 +56,82 @@ pub struct Platform {
     pub iommu: IommuSpec,
     /// Main memory.
     pub dram: DramSpec,
+    /// The CPU cores and their caches.
+    pub cpu: CpuSpec,
+}
+
+/// The CPU cores and their cache hierarchy (defaults: a Skylake-SP-like part; see
+/// `cache::HierarchyConfig::default` for the sources).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CpuSpec {
+    /// Cores (each CPU program runs on one, in name order).
+    pub cores: Bounded<1, 64>,
+    /// Core clock in MHz.
+    pub clock_mhz: Bounded<1, 10_000>,
+    /// Private L1 data cache size in KiB.
+    pub l1_kib: Bounded<1, 65_536>,
+    /// L1 ways.
+    pub l1_ways: Bounded<1, 64>,
+    /// Private L2 size in KiB, 0 for none.
+    pub l2_kib: Bounded<0, 1_048_576>,
+    /// L2 ways.
+    pub l2_ways: Bounded<1, 64>,
+    /// Shared last-level cache size in KiB.
+    pub llc_kib: Bounded<1, 1_048_576>,
+    /// LLC ways.
+    pub llc_ways: Bounded<1, 64>,
+    /// The LLC holds every line the private caches hold.
+    pub llc_inclusive: bool,
+    /// LLC ways snooped DMA writes may allocate into (DDIO); 0 sends them to DRAM.
+    pub ddio_ways: Bounded<0, 64>,
+}
+
+impl Default for CpuSpec {
+    fn default() -> CpuSpec {
+        let d = cache::HierarchyConfig::default();
+        let l2 = d.l2.unwrap_or(d.l1);
+        CpuSpec {
+            cores: Bounded(u64::from(d.cores)),
+            clock_mhz: Bounded(d.core_mhz),
+            l1_kib: Bounded(d.l1.size_kib),
+            l1_ways: Bounded(d.l1.ways as u64),
+            l2_kib: Bounded(if d.l2.is_some() { l2.size_kib } else { 0 }),
+            l2_ways: Bounded(l2.ways as u64),
+            llc_kib: Bounded(d.llc.level.size_kib),
+            llc_ways: Bounded(d.llc.level.ways as u64),
+            llc_inclusive: d.llc.inclusive,
+            ddio_ways: Bounded(u64::from(d.llc.ddio_ways)),
+        }
+    }
+}
+
+impl CpuSpec {
+    /// The cache model's configuration: these sizes over the model's default latencies.
+    pub fn hierarchy(&self) -> cache::HierarchyConfig {
+        let d = cache::HierarchyConfig::default();
+        let level = |mut l: cache::LevelConfig, kib: u64, ways: u64| {
+            l.size_kib = kib;
+            l.ways = ways as usize;
+            l
+        };
+        let mut llc = d.llc;
+        llc.level = level(llc.level, self.llc_kib.0, self.llc_ways.0);
+        llc.inclusive = self.llc_inclusive;
+        let mut h = cache::HierarchyConfig {
+            cores: self.cores.0 as u16,
+            core_mhz: self.clock_mhz.0,
+            l1: level(d.l1, self.l1_kib.0, self.l1_ways.0),
+            l2: match (self.l2_kib.0, d.l2) {
+                (0, _) | (_, None) => None,
+                (kib, Some(l2)) => Some(level(l2, kib, self.l2_ways.0)),
+            },
+            llc,
+            ..d
+        };
+        h.llc.ddio_ways = self.ddio_ways.0 as u32;
+        h
+    }
 }
 
 /// A PCIe link.
@@ -116,6 +192,9 @@ pub struct RootComplexSpec {
     /// Reads each root port may have outstanding towards memory (0 = no limit); while
     /// they are in use, later reads wait and posted writes pass them.
     pub max_outstanding_reads: Bounded<0, 4096>,
+    /// The platform honours the No Snoop attribute (a request with NS set, not forced
+    /// snooped by the IOMMU, bypasses the caches). False: every DMA is snooped.
+    pub honours_no_snoop: bool,
     /// Flow-control credits each root port advertises for its device's requests.
     pub credits: CreditsSpec,
 }
@@ -176,6 +255,7 @@ impl Default for RootComplexSpec {
             // An assumption, not a measurement: 100 ns from store to root port.
             mmio_latency_cycles: Bounded(100),
             max_outstanding_reads: Bounded(0),
+            honours_no_snoop: true,
             credits: CreditsSpec::default(),
         }
     }

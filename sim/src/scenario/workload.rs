@@ -198,15 +198,48 @@ pub struct DoorbellOp {
     pub offset: HexAddr,
 }
 
-/// One CPU operation.
+/// One CPU operation. Range operations act line by line, one after the other.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum CpuOp {
+    /// Loads of a range (the data is checked against the reference memory).
+    Load(RangeOp),
+    /// Stores of pseudo-random data over a range.
+    Store(RangeOp),
+    /// CLFLUSH of every line of a range.
+    Clflush(RangeOp),
+    /// CLFLUSHOPT of every line of a range (weakly ordered: needs a fence).
+    Clflushopt(RangeOp),
+    /// CLWB of every line of a range (weakly ordered: needs a fence).
+    Clwb(RangeOp),
+    /// SFENCE.
+    Sfence(Empty),
+    /// MFENCE.
+    Mfence(Empty),
+    /// WBINVD: write back and invalidate every cache.
+    Wbinvd(Empty),
+    /// WBNOINVD: write back every cache, keeping the lines.
+    Wbnoinvd(Empty),
     /// An uncached store to a device register: a downstream posted memory write.
     MmioWrite(MmioWriteOp),
     /// Nothing for a while.
     Delay(DelayOp),
 }
+
+/// A physical address range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RangeOp {
+    /// First byte.
+    pub address: HexAddr,
+    /// Bytes.
+    pub bytes: Bounded<1, MAX_TRANSFER_BYTES>,
+}
+
+/// An operation without parameters: `{}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
 
 /// An MMIO write (a doorbell, typically).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -10,12 +10,19 @@ use crate::engine::EventQueue;
 use crate::scenario::CpuOp;
 use crate::slab::Key;
 use bytes::Bytes;
-use model_core::Tick;
+use model_core::{PhysAddr, Tick};
+use rand_xoshiro::rand_core::Rng;
+
+/// Cache line size: range operations proceed a line at a time.
+const LINE: u64 = cache::LINE_BYTES as u64;
 use pcie::tlp::{dw_span, AddressType, Attr, DW_BYTES};
 use pcie::{Need, Tlp, TlpKind, UpdateFc};
 
 impl System {
-    /// A CPU takes its next step. Posted writes retire at once; delays hold the CPU.
+    /// A CPU takes its next step: one line of a range operation, or one whole operation.
+    /// The core waits for what it must (loads, stores, fences, clflush, wbinvd: their
+    /// returned tick) and goes on at once after clflushopt / clwb issue and posted MMIO
+    /// writes, so a missing fence is a real bug.
     pub(super) fn cpu_step(
         &mut self,
         now: Tick,
@@ -26,11 +33,16 @@ impl System {
         let Some(op) = c.ops.get(c.next).cloned() else {
             return Ok(());
         };
-        c.next += 1;
-        match op {
-            CpuOp::Delay(d) => q.schedule(now + d.ns.span(), Event::CpuStep { cpu })?,
+        let core = c.core;
+        let cache_err = |e: cache::CacheError| SimError::Cache(e.to_string());
+        let next = match op {
+            CpuOp::Delay(d) => {
+                c.next += 1;
+                now + d.ns.span()
+            }
             CpuOp::MmioWrite(w) => {
-                c.mmio_writes += 1;
+                c.next += 1;
+                c.stats.mmio_writes += 1;
                 let dev = *self.device_index.get(&w.device).ok_or(SimError::Invariant(
                     "MMIO write to a device the scenario lacks",
                 ))?;
@@ -38,10 +50,57 @@ impl System {
                 let tlp = mmio_write(bar0.wrapping_add(w.offset.0), w.bytes.0, w.value);
                 let key = self.cpls.insert(tlp);
                 q.schedule(now + self.mmio_latency, Event::MmioEgress { dev, tlp: key })?;
-                q.schedule(now, Event::CpuStep { cpu })?;
+                now
             }
-        }
-        Ok(())
+            CpuOp::Sfence(_) | CpuOp::Mfence(_) | CpuOp::Wbinvd(_) | CpuOp::Wbnoinvd(_) => {
+                c.next += 1;
+                match op {
+                    CpuOp::Sfence(_) => self.mem.sfence(now, core),
+                    CpuOp::Mfence(_) => self.mem.mfence(now, core),
+                    CpuOp::Wbinvd(_) => self.mem.wbinvd(now, core),
+                    _ => self.mem.wbnoinvd(now, core),
+                }
+                .map_err(cache_err)?
+            }
+            CpuOp::Load(ref r)
+            | CpuOp::Store(ref r)
+            | CpuOp::Clflush(ref r)
+            | CpuOp::Clflushopt(ref r)
+            | CpuOp::Clwb(ref r) => {
+                // The next piece: up to the end of the line (and of the range).
+                let at = r.address.0.wrapping_add(c.done_bytes);
+                let room = LINE - at % LINE;
+                let len = room.min(r.bytes.0 - c.done_bytes);
+                c.done_bytes += len;
+                if c.done_bytes >= r.bytes.0 {
+                    c.next += 1;
+                    c.done_bytes = 0;
+                }
+                let pa = PhysAddr(at);
+                match op {
+                    CpuOp::Load(_) => {
+                        c.stats.loads += 1;
+                        let mut buf = vec![0u8; len as usize];
+                        self.mem.load(now, core, pa, &mut buf)
+                    }
+                    CpuOp::Store(_) => {
+                        c.stats.stores += 1;
+                        let mut data = vec![0u8; len as usize];
+                        c.rng.fill_bytes(&mut data);
+                        self.mem.store(now, core, pa, &data)
+                    }
+                    CpuOp::Clflush(_) => self.mem.clflush(now, core, pa),
+                    CpuOp::Clflushopt(_) => self.mem.clflushopt(now, core, pa),
+                    _ => self.mem.clwb(now, core, pa),
+                }
+                .map_err(cache_err)?
+            }
+        };
+        let c = &mut self.cpus[usize::from(cpu)];
+        c.stats.stall += next.saturating_since(now);
+        self.horizon = self.horizon.max(next);
+        q.schedule(next, Event::CpuStep { cpu })?;
+        self.arm_mem_wake(q)
     }
 
     /// The write reaches the root port and queues for the downstream link.

@@ -43,6 +43,7 @@ impl System {
         match self.iommu.agent().translate(now, &tr) {
             Ok(t) => {
                 r.pa = t.pa;
+                r.forces_snoop = t.forces_snoop;
                 q.schedule(now + t.latency, Event::MemoryIn { req })?;
                 Ok(())
             }
@@ -75,7 +76,9 @@ impl System {
         }
     }
 
-    /// A translated request reached memory: writes are performed, reads fetch their data.
+    /// A translated request reached memory: writes are performed, reads fetch their data,
+    /// snooped or not by the effective snoop decision (DESIGN.md):
+    /// `snooped = !no_snoop || forces_snoop || !platform.honours_no_snoop`.
     pub(super) fn memory_in(
         &mut self,
         now: Tick,
@@ -84,16 +87,20 @@ impl System {
     ) -> Result<(), SimError> {
         let lost = SimError::Lost(Event::MemoryIn { req });
         let r = self.reqs.get_mut(req).ok_or(lost.clone())?;
-        let bdf = r.tlp.requester;
+        let snooped = !r.tlp.attr.no_snoop || r.forces_snoop || !self.honours_no_snoop;
+        self.mem.observer_mut().device = r.tlp.requester.to_string();
         // Only the enabled bytes are read or written.
-        let lead = r.tlp.first_enabled_address() - r.tlp.address;
+        let lead = (r.tlp.first_enabled_address() - r.tlp.address) as usize;
         let n = r.tlp.enabled_bytes() as usize;
-        let first = PhysAddr(r.pa.raw() + lead);
+        let first = PhysAddr(r.pa.raw() + lead as u64);
+        let cache_err = |e: cache::CacheError| SimError::Cache(e.to_string());
         match r.tlp.kind {
             TlpKind::MemWrite => {
-                let data = r.tlp.payload.slice(lead as usize..lead as usize + n);
-                let done = self.dram.write(now, first, &data);
-                self.checker.dma_write(now, bdf, first, &data);
+                let data = r.tlp.payload.slice(lead..lead + n);
+                let done = self
+                    .mem
+                    .dma_write(now, first, &data, snooped)
+                    .map_err(cache_err)?;
                 let r = self.reqs.remove(req).ok_or(lost)?;
                 self.horizon = self.horizon.max(done);
                 self.record(DMA_WRITE, done.saturating_since(r.issued));
@@ -103,9 +110,13 @@ impl System {
             }
             _ => {
                 let mut buf = vec![0u8; r.tlp.payload_bytes_requested()];
-                let done = self.dram.read(now, r.pa, &mut buf);
-                let lead = lead as usize;
-                self.checker.dma_read(now, bdf, first, &buf[lead..lead + n]);
+                let done = if n == 0 {
+                    now // a zero-length read touches no memory
+                } else {
+                    self.mem
+                        .dma_read(now, first, &mut buf[lead..lead + n], snooped)
+                        .map_err(cache_err)?
+                };
                 r.data = Bytes::from(buf);
                 q.schedule(
                     done + self.rc.completion_latency,
@@ -113,6 +124,33 @@ impl System {
                 )?;
             }
         }
+        self.arm_mem_wake(q)
+    }
+
+    /// Makes sure weakly ordered flushes are performed (and observed) when they are due.
+    pub(super) fn arm_mem_wake(&mut self, q: &mut EventQueue<Event>) -> Result<(), SimError> {
+        if let Some(due) = self.mem.next_wakeup() {
+            if self.mem_wake.is_none_or(|t| due < t) {
+                self.mem_wake = Some(due.max(q.now()));
+                q.schedule(due.max(q.now()), Event::MemWake)?;
+            }
+        }
         Ok(())
+    }
+
+    /// Pending flushes are due.
+    pub(super) fn mem_wake(
+        &mut self,
+        now: Tick,
+        q: &mut EventQueue<Event>,
+    ) -> Result<(), SimError> {
+        if self.mem_wake != Some(now) {
+            return Ok(()); // superseded by an earlier wake-up
+        }
+        self.mem_wake = None;
+        self.mem
+            .advance(now)
+            .map_err(|e| SimError::Cache(e.to_string()))?;
+        self.arm_mem_wake(q)
     }
 }

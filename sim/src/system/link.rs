@@ -80,6 +80,7 @@ impl System {
             pa: PhysAddr(0),
             data: Bytes::new(),
             status: pcie::CplStatus::Sc,
+            forces_snoop: false,
         });
         self.tlps += 1;
         q.schedule(tx.arrival, Event::RcIngress { req })?;

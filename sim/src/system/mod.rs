@@ -27,7 +27,7 @@ use crate::scenario::{CpuOp, IommuSpec, Scenario, Workload, DEFAULT_BAR0, DEFAUL
 use crate::slab::{Key, Slab};
 use crate::workload::DeviceFeed;
 use bytes::Bytes;
-use cache::{Dram, DramConfig};
+use cache::{Dram, DramConfig, Hierarchy};
 use model_core::{
     Bdf, ClockDomain, Cycles, IdentityTranslation, PhysAddr, Span, Tick, TranslationAgent,
 };
@@ -59,6 +59,8 @@ pub enum Event {
         /// Device index.
         dev: u16,
     },
+    /// Weakly ordered flushes in the caches are due.
+    MemWake,
     /// A CPU takes its next program step.
     CpuStep {
         /// CPU index.
@@ -146,6 +148,9 @@ pub enum SimError {
     /// An event referred to a request no longer in flight.
     #[error("event {0:?} refers to a request that is not in flight")]
     Lost(Event),
+    /// The cache model refused an access (a broken invariant or a bad call).
+    #[error("caches: {0}")]
+    Cache(String),
     /// A model's state contradicts what the engine knows.
     #[error("invariant broken: {0}")]
     Invariant(&'static str),
@@ -193,6 +198,8 @@ struct InFlight {
     data: Bytes,
     /// SC, or the error a read is completed with (UR when the IOMMU blocked it).
     status: pcie::CplStatus,
+    /// The IOMMU forces this access to be snooped (VT-d SNP/PGSNP, AMD-Vi FC).
+    forces_snoop: bool,
 }
 
 /// What waits on a device's upstream wire (its requests are pulled from the DMA engine).
@@ -261,9 +268,12 @@ pub struct System {
     /// The IOMMU.
     pub iommu: Iommu,
     /// Main memory.
-    pub dram: Dram,
-    /// The corruption checker.
-    pub checker: Checker,
+    /// Caches, DRAM behind them, and the corruption checker observing both.
+    pub mem: Hierarchy<Checker>,
+    /// When the pending `MemWake` fires, if one is pending.
+    mem_wake: Option<Tick>,
+    /// The platform honours the No Snoop attribute.
+    honours_no_snoop: bool,
     /// Latency per class: `dma_write`, `dma_read` per TLP; `*_transfer` per descriptor.
     pub latency: Latencies,
     /// TLPs put on any link.
@@ -292,10 +302,29 @@ pub struct System {
 pub struct CpuProgram {
     /// Scenario name.
     pub name: String,
+    /// The core it runs on.
+    core: cache::CoreId,
     ops: Vec<CpuOp>,
     next: usize,
-    /// MMIO writes issued.
+    /// Bytes of the current range operation already done.
+    done_bytes: u64,
+    /// Data for its stores.
+    rng: rand_xoshiro::Xoshiro256PlusPlus,
+    /// What it did.
+    pub stats: CpuCounters,
+}
+
+/// What a CPU program did.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CpuCounters {
+    /// Load instructions (one per line touched).
+    pub loads: u64,
+    /// Store instructions (one per line touched).
+    pub stores: u64,
+    /// MMIO writes.
     pub mmio_writes: u64,
+    /// Time the core waited for its operations.
+    pub stall: Span,
 }
 
 /// The largest MMIO write a CPU sends: 8 bytes, one header and one data credit.
@@ -347,6 +376,12 @@ impl System {
             DramConfig::new(p.dram.latency_ns.span(), p.dram.bandwidth_mbps.0)
                 .map_err(|e| SimError::Config(e.to_string()))?,
         );
+        let mem = Hierarchy::with_observer(
+            p.cpu.hierarchy(),
+            dram,
+            Checker::new(crate::check::DEFAULT_EXPLANATIONS),
+        )
+        .map_err(|e| SimError::Config(format!("platform.cpu: {e}")))?;
         let devices = s
             .devices
             .iter()
@@ -394,8 +429,9 @@ impl System {
             devices,
             rc,
             iommu,
-            dram,
-            checker: Checker::new(crate::check::DEFAULT_EXPLANATIONS),
+            mem,
+            mem_wake: None,
+            honours_no_snoop: p.root_complex.honours_no_snoop,
             latency: [DMA_WRITE, DMA_READ, DMA_WRITE_TRANSFER, DMA_READ_TRANSFER]
                 .into_iter()
                 .map(|k| (k, LatencyHistogram::new()))
@@ -416,11 +452,17 @@ impl System {
                 Workload::Program(p) => p
                     .cpus
                     .iter()
-                    .map(|(name, ops)| CpuProgram {
+                    .enumerate()
+                    .map(|(i, (name, ops))| CpuProgram {
                         name: name.clone(),
+                        core: cache::CoreId(i as u16),
                         ops: ops.clone(),
                         next: 0,
-                        mmio_writes: 0,
+                        done_bytes: 0,
+                        rng: rand_xoshiro::rand_core::SeedableRng::seed_from_u64(
+                            s.seed ^ (0xc0de_0000 + i as u64),
+                        ),
+                        stats: CpuCounters::default(),
                     })
                     .collect(),
                 Workload::Stream(_) => Vec::new(),
@@ -467,6 +509,7 @@ impl Handler<Event> for System {
             Event::DownFree { dev } => self.down_free(now, dev, q),
             Event::EndpointTimer { dev } => self.endpoint_timer(now, dev, q),
             Event::CpuStep { cpu } => self.cpu_step(now, cpu, q),
+            Event::MemWake => self.mem_wake(now, q),
             Event::MmioEgress { dev, tlp } => self.mmio_egress(dev, tlp, q),
             Event::MmioIn { dev, tlp } => self.mmio_in(now, dev, tlp, q),
             Event::UpdateFcUpIn { dev, update } => self.update_fc_up_in(dev, update, q),
@@ -560,8 +603,9 @@ mod tests {
         assert_eq!(system.faults[0].address, "0x9000");
         assert_eq!(system.faults[0].requester, "01:00.0");
         assert_eq!(system.faults[0].reason_code, 6);
-        // The blocked write never reached memory; the allowed one did.
-        let mem = system.dram.contents();
+        // The blocked write never reached memory (as the coherent reference sees it); the
+        // allowed one did.
+        let mem = system.mem.observer().reference();
         assert_eq!(mem.read_vec(PhysAddr(0x9000), 256), vec![0; 256]);
         assert_ne!(mem.read_vec(PhysAddr(0x1000), 256), vec![0; 256]);
         // The blocked read ended with UR; the other completed.
