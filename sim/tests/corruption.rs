@@ -152,3 +152,19 @@ fn cpu_to_device_fixes_write_back_before_the_doorbell() {
         assert!(v.cpu.stall_ns > 0.0);
     }
 }
+
+#[test]
+fn the_number_of_explanations_kept_is_configurable_and_every_event_is_counted() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/ns-write-stale-read.json"),
+    )
+    .unwrap()
+    .replacen(
+        "\"seed\": 2,",
+        "\"seed\": 2, \"report\": {\"explanations_per_class\": 2},",
+        1,
+    );
+    let v = run_text(&text);
+    assert_eq!(v.corruption.stale_cpu_read.events, 64);
+    assert_eq!(v.corruption.stale_cpu_read.first.len(), 2);
+}

@@ -39,9 +39,28 @@ pub struct Scenario {
     /// When to stop a run that does not finish.
     #[serde(default)]
     pub limits: RunLimits,
+    /// What the report keeps.
+    #[serde(default)]
+    pub report: ReportSpec,
     /// Variants: JSON path → values; the cross-product of all lists is run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep: Option<BTreeMap<String, Vec<serde_json::Value>>>,
+}
+
+/// What the report keeps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportSpec {
+    /// Explanations (event chains) kept for each corruption class; all events are counted.
+    pub explanations_per_class: Bounded<0, 1000>,
+}
+
+impl Default for ReportSpec {
+    fn default() -> ReportSpec {
+        ReportSpec {
+            explanations_per_class: Bounded(crate::check::DEFAULT_EXPLANATIONS as u64),
+        }
+    }
 }
 
 /// The hardware platform.

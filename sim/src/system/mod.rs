@@ -379,7 +379,7 @@ impl System {
         let mem = Hierarchy::with_observer(
             p.cpu.hierarchy(),
             dram,
-            Checker::new(crate::check::DEFAULT_EXPLANATIONS),
+            Checker::new(s.report.explanations_per_class.0 as usize),
         )
         .map_err(|e| SimError::Config(format!("platform.cpu: {e}")))?;
         let devices = s
