@@ -178,7 +178,13 @@ fn cpu_stats(system: &System) -> CpuStats {
         clflushopt: f.clflushopt,
         clwb: f.clwb,
         wbinvd: f.wbinvd,
-        stall_ns: system.cpus.iter().map(|c| c.stats.stall.as_ns_f64()).sum(),
+        // Summed in picoseconds: a float sum of nothing would be -0.0.
+        stall_ns: system
+            .cpus
+            .iter()
+            .map(|c| c.stats.stall)
+            .fold(Span::ZERO, |a, b| a + b)
+            .as_ns_f64(),
         mmio_writes: sum(|c| c.mmio_writes),
     }
 }
