@@ -13,8 +13,8 @@
 //! Each class counts events and bytes and keeps the first few explanations: the last
 //! write to the line (who, when, which path) and the access that found it stale.
 
-use cache::{Effect, EffectKind, Observer, WriteBackCause};
-use model_core::{LineAddr, PhysAddr, SparseMemory, Tick};
+use cache::{CoreId, DmaTarget, Effect, EffectKind, Observer, WriteBackCause};
+use model_core::{Bdf, LineAddr, PhysAddr, SparseMemory, Tick};
 use reports::{hex_address, ChainStep, ClassCount, Corruption, Explanation};
 use std::collections::BTreeMap;
 
@@ -23,13 +23,51 @@ pub const DEFAULT_EXPLANATIONS: usize = 4;
 /// Line size the checker tracks writers at.
 const LINE: u64 = cache::LINE_BYTES as u64;
 
+/// Who performed a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Writer {
+    Core(CoreId),
+    Device {
+        bdf: Bdf,
+        snooped: bool,
+        into: DmaTarget,
+    },
+}
+
 /// The last write to a line, for explanations and for telling DMA data from CPU data.
-#[derive(Debug, Clone)]
+/// Plain data: it is recorded for every line of every write, and turned into text only
+/// when an explanation needs it.
+#[derive(Debug, Clone, Copy)]
 struct LastWrite {
     tick: Tick,
-    actor: String,
-    what: String,
-    dma: bool,
+    pa: PhysAddr,
+    len: usize,
+    writer: Writer,
+}
+
+impl LastWrite {
+    fn step(&self) -> ChainStep {
+        let (actor, what) = match self.writer {
+            Writer::Core(c) => (
+                format!("core {}", c.0),
+                format!("stored {} bytes at {}", self.len, self.pa),
+            ),
+            Writer::Device { bdf, snooped, into } => (
+                format!("device {bdf}"),
+                format!(
+                    "wrote {} bytes at {} ({}, into {into:?})",
+                    self.len,
+                    self.pa,
+                    path(snooped)
+                ),
+            ),
+        };
+        ChainStep {
+            tick_ps: self.tick.as_ps(),
+            actor,
+            what,
+        }
+    }
 }
 
 /// The reference memory and the tallies of mismatches.
@@ -40,7 +78,7 @@ pub struct Checker {
     corruption: Corruption,
     keep: usize,
     /// Who the next DMA effects belong to (the engine sets it before each device access).
-    pub device: String,
+    pub device: Bdf,
 }
 
 impl Checker {
@@ -51,7 +89,7 @@ impl Checker {
             last_writes: BTreeMap::new(),
             corruption: Corruption::default(),
             keep,
-            device: String::new(),
+            device: Bdf::default(),
         }
     }
 
@@ -67,38 +105,38 @@ impl Checker {
         &self.reference
     }
 
-    fn apply(
-        &mut self,
-        at: Tick,
-        pa: PhysAddr,
-        data: &[u8],
-        actor: String,
-        what: String,
-        dma: bool,
-    ) {
+    fn apply(&mut self, at: Tick, pa: PhysAddr, data: &[u8], writer: Writer) {
         self.reference.write(pa, data);
+        let w = LastWrite {
+            tick: at,
+            pa,
+            len: data.len(),
+            writer,
+        };
         let mut line = LineAddr::containing(pa, LINE);
         let end = pa.raw() + data.len() as u64;
         while line.base().raw() < end {
-            self.last_writes.insert(
-                line,
-                LastWrite {
-                    tick: at,
-                    actor: actor.clone(),
-                    what: what.clone(),
-                    dma,
-                },
-            );
+            self.last_writes.insert(line, w);
             line = LineAddr::containing(PhysAddr(line.base().raw() + LINE), LINE);
         }
     }
 
     /// Bytes of `data` at `pa` that differ from the reference, and the first of them.
     fn stale(&self, pa: PhysAddr, data: &[u8]) -> Option<(usize, u64)> {
-        let want = self.reference.read_vec(pa, data.len());
-        let first = want.iter().zip(data).position(|(w, g)| w != g)?;
-        let n = want.iter().zip(data).filter(|(w, g)| w != g).count();
-        Some((n, pa.raw() + first as u64))
+        let mut want = [0u8; 64];
+        let (mut first, mut n) = (None, 0);
+        for (i, chunk) in data.chunks(want.len()).enumerate() {
+            let at = i * want.len();
+            let w = &mut want[..chunk.len()];
+            self.reference.read(PhysAddr(pa.raw() + at as u64), w);
+            for (j, (a, b)) in w.iter().zip(chunk).enumerate() {
+                if a != b {
+                    n += 1;
+                    first.get_or_insert(at + j);
+                }
+            }
+        }
+        first.map(|f| (n, pa.raw() + f as u64))
     }
 
     fn explain(&self, bad: u64, at: Tick, actor: String, what: String) -> Vec<ChainStep> {
@@ -106,11 +144,7 @@ impl Checker {
         let mut chain: Vec<ChainStep> = self
             .last_writes
             .get(&line)
-            .map(|w| ChainStep {
-                tick_ps: w.tick.as_ps(),
-                actor: w.actor.clone(),
-                what: w.what.clone(),
-            })
+            .map(LastWrite::step)
             .into_iter()
             .collect();
         chain.push(ChainStep {
@@ -150,18 +184,14 @@ impl Observer for Checker {
     fn on_effect(&mut self, e: &Effect<'_>) {
         let n = e.data.len();
         match e.kind {
-            EffectKind::CpuStore { core } => {
-                let what = format!("stored {n} bytes at {}", e.pa);
-                self.apply(e.at, e.pa, e.data, format!("core {}", core.0), what, false);
-            }
+            EffectKind::CpuStore { core } => self.apply(e.at, e.pa, e.data, Writer::Core(core)),
             EffectKind::DmaWrite { snooped, into } => {
-                let what = format!(
-                    "wrote {n} bytes at {} ({}, into {into:?})",
-                    e.pa,
-                    path(snooped)
-                );
-                let actor = format!("device {}", self.device);
-                self.apply(e.at, e.pa, e.data, actor, what, true);
+                let writer = Writer::Device {
+                    bdf: self.device,
+                    snooped,
+                    into,
+                };
+                self.apply(e.at, e.pa, e.data, writer);
             }
             EffectKind::CpuLoad { core, from } => {
                 if let Some((bytes, bad)) = self.stale(e.pa, e.data) {
@@ -209,7 +239,10 @@ impl Observer for Checker {
             }
             EffectKind::WriteBack { cause } => {
                 let line = LineAddr::containing(e.pa, LINE);
-                let dma = self.last_writes.get(&line).is_some_and(|w| w.dma);
+                let dma = self
+                    .last_writes
+                    .get(&line)
+                    .is_some_and(|w| matches!(w.writer, Writer::Device { .. }));
                 if let (true, Some((bytes, bad))) = (dma, self.stale(e.pa, e.data)) {
                     let by = match cause {
                         WriteBackCause::LlcEviction => "an LLC eviction".to_owned(),
@@ -253,7 +286,7 @@ fn record(class: &mut ClassCount, keep: usize, e: Explanation) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cache::{CoreId, DmaTarget, Source};
+    use cache::Source;
 
     fn effect(at: u64, pa: u64, data: &[u8], kind: EffectKind) -> Effect<'_> {
         Effect {
@@ -267,7 +300,7 @@ mod tests {
     #[test]
     fn each_mismatch_is_classified_and_explained() {
         let mut c = Checker::new(1);
-        c.device = "01:00.0".to_owned();
+        c.device = Bdf::from_raw(0x0100);
         let dma = EffectKind::DmaWrite {
             snooped: false,
             into: DmaTarget::Dram,

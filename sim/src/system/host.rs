@@ -88,7 +88,7 @@ impl System {
         let lost = SimError::Lost(Event::MemoryIn { req });
         let r = self.reqs.get_mut(req).ok_or(lost.clone())?;
         let snooped = !r.tlp.attr.no_snoop || r.forces_snoop || !self.honours_no_snoop;
-        self.mem.observer_mut().device = r.tlp.requester.to_string();
+        self.mem.observer_mut().device = r.tlp.requester;
         // Only the enabled bytes are read or written.
         let lead = (r.tlp.first_enabled_address() - r.tlp.address) as usize;
         let n = r.tlp.enabled_bytes() as usize;
