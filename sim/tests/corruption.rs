@@ -168,3 +168,29 @@ fn the_number_of_explanations_kept_is_configurable_and_every_event_is_counted() 
     assert_eq!(v.corruption.stale_cpu_read.events, 64);
     assert_eq!(v.corruption.stale_cpu_read.first.len(), 2);
 }
+
+#[test]
+fn wbinvd_stalls_the_core_longer_with_more_dirty_lines_and_higher_per_line_costs() {
+    let program = |dirty_kib: u64, per_dirty: u64| {
+        format!(
+            r#"{{"name": "wbinvd", "seed": 5,
+  "platform": {{"cpu": {{"flush": {{"wbinvd_cycles_per_dirty_line": {per_dirty}}}}}}},
+  "devices": [{{"name": "nic", "bdf": "01:00.0"}}],
+  "workload": {{"program": {{"cpus": {{"cpu0": [
+    {{"store": {{"address": "0x10_0000", "bytes": {}}}}},
+    {{"delay": {{"ns": 1000}}}},
+    {{"wbinvd": {{}}}}
+  ]}}}}}}
+}}"#,
+            dirty_kib * 1024
+        )
+    };
+    let stall = |dirty_kib, per| {
+        let v = run_text(&program(dirty_kib, per));
+        assert_eq!(v.cpu.wbinvd, 1);
+        v.cpu.stall_ns
+    };
+    let (few, many) = (stall(4, 10), stall(64, 10));
+    assert!(many > few, "more dirty lines: {many} vs {few}");
+    assert!(stall(64, 100) > many, "costlier dirty lines");
+}

@@ -8,7 +8,7 @@
 
 use super::values::{Bounded, GenNumber, HexAddr, Lanes, Nanos, PayloadSize, RcbBytes};
 use super::workload::Workload;
-use model_core::Bdf;
+use model_core::{Bdf, Cycles};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -104,6 +104,46 @@ pub struct CpuSpec {
     pub llc_inclusive: bool,
     /// LLC ways snooped DMA writes may allocate into (DDIO); 0 sends them to DRAM.
     pub ddio_ways: Bounded<0, 64>,
+    /// Costs of flushes, fences and wbinvd, in core cycles (defaults: the cache model's,
+    /// which are assumptions until measured; see `cache::FlushCosts`).
+    pub flush: FlushSpec,
+}
+
+/// Costs of the flush and fence instructions, in core cycles.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlushSpec {
+    /// clflush / clflushopt / clwb: issue until the line is gone from every cache.
+    pub flush_line_cycles: Bounded<0, 1_000_000>,
+    /// clflushopt / clwb: cycles before the issuing core may go on.
+    pub flush_issue_cycles: Bounded<0, 1_000_000>,
+    /// sfence / mfence with nothing outstanding.
+    pub fence_cycles: Bounded<0, 1_000_000>,
+    /// wbinvd / wbnoinvd fixed cost.
+    pub wbinvd_base_cycles: Bounded<0, 1_000_000_000>,
+    /// wbinvd / wbnoinvd cost per line of cache capacity walked.
+    pub wbinvd_cycles_per_line: Bounded<0, 1_000_000>,
+    /// wbinvd / wbnoinvd extra cost per dirty line written back.
+    pub wbinvd_cycles_per_dirty_line: Bounded<0, 1_000_000>,
+    /// Caches a wbinvd reaches: every core's ("all_cores"), or only the issuing core's and
+    /// the shared LLC ("issuer_and_shared": other cores' private copies survive, which is
+    /// why KVM runs WBINVD on every pCPU a vCPU ran on).
+    pub wbinvd_scope: cache::WbinvdScope,
+}
+
+impl Default for FlushSpec {
+    fn default() -> FlushSpec {
+        let f = cache::FlushCosts::default();
+        FlushSpec {
+            flush_line_cycles: Bounded(f.flush_line_cycles.0),
+            flush_issue_cycles: Bounded(f.flush_issue_cycles.0),
+            fence_cycles: Bounded(f.fence_cycles.0),
+            wbinvd_base_cycles: Bounded(f.wbinvd_base_cycles.0),
+            wbinvd_cycles_per_line: Bounded(f.wbinvd_cycles_per_line.0),
+            wbinvd_cycles_per_dirty_line: Bounded(f.wbinvd_cycles_per_dirty_line.0),
+            wbinvd_scope: cache::HierarchyConfig::default().wbinvd_scope,
+        }
+    }
 }
 
 impl Default for CpuSpec {
@@ -121,6 +161,7 @@ impl Default for CpuSpec {
             llc_ways: Bounded(d.llc.level.ways as u64),
             llc_inclusive: d.llc.inclusive,
             ddio_ways: Bounded(u64::from(d.llc.ddio_ways)),
+            flush: FlushSpec::default(),
         }
     }
 }
@@ -146,6 +187,15 @@ impl CpuSpec {
                 (kib, Some(l2)) => Some(level(l2, kib, self.l2_ways.0)),
             },
             llc,
+            flush: cache::FlushCosts {
+                flush_line_cycles: Cycles(self.flush.flush_line_cycles.0),
+                flush_issue_cycles: Cycles(self.flush.flush_issue_cycles.0),
+                fence_cycles: Cycles(self.flush.fence_cycles.0),
+                wbinvd_base_cycles: Cycles(self.flush.wbinvd_base_cycles.0),
+                wbinvd_cycles_per_line: Cycles(self.flush.wbinvd_cycles_per_line.0),
+                wbinvd_cycles_per_dirty_line: Cycles(self.flush.wbinvd_cycles_per_dirty_line.0),
+            },
+            wbinvd_scope: self.flush.wbinvd_scope,
             ..d
         };
         h.llc.ddio_ways = self.ddio_ways.0 as u32;
