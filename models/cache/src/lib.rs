@@ -61,6 +61,7 @@ pub mod error;
 mod hierarchy;
 pub mod mesi;
 pub mod stats;
+pub mod verify;
 
 pub use config::{
     ConfigError, FlushCosts, Geometry, HierarchyConfig, LevelConfig, LlcConfig, WbinvdScope,
