@@ -36,6 +36,7 @@ prevent.",
                         \"length_dw\":16,\"address\":\"0x1_0000_0000\"}'
   snoopsim link-model --gen 3 --lanes 8 --mps 256 --mrrs 512
                                                    analytic DMA bandwidth per transfer size
+  snoopsim verify                                  check the MESI protocol (release build)
   snoopsim bench engine                            events per second of the engine
 
 Exit codes: 0 success, 2 bad input (the message names file:line:column and JSON path),
@@ -83,6 +84,22 @@ enum Command {
     /// Analytic effective DMA bandwidth of one link, per transfer size.
     #[command(name = "link-model")]
     LinkModel(LinkModelArgs),
+    /// Check the cache coherence protocol: exhaustive exploration of small configurations
+    /// and a seeded random tester (use a release build).
+    Verify {
+        /// Operations deep to explore (the default explores about 220 000 states).
+        #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..=40))]
+        depth: u64,
+        /// Explore snooped DMA only (proves the invariants; no hazard may appear).
+        #[arg(long)]
+        snooped_only: bool,
+        /// Operations for the random tester (0 to skip it).
+        #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
+        random_ops: u64,
+        /// Seed of the random tester.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Benchmarks (use a release build).
     Bench {
         #[command(subcommand)]
@@ -192,6 +209,12 @@ fn main() -> ExitCode {
         Command::Validate { scenarios } => validate(&scenarios),
         Command::Demo { out } => demo(&out),
         Command::LinkModel(args) => link_model(&args),
+        Command::Verify {
+            depth,
+            snooped_only,
+            random_ops,
+            seed,
+        } => verify(depth as usize, snooped_only, random_ops, seed),
         Command::Tlp { what } => {
             let out = match what {
                 TlpWhat::Decode { hex, json } => snoopsim::tlp_cli::decode_hex(&hex, json),
@@ -322,6 +345,46 @@ fn demo(out: &Path) -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(EXIT_FAILED)
         }
+    }
+}
+
+fn verify(depth: usize, snooped_only: bool, random_ops: u64, seed: u64) -> ExitCode {
+    use cache::verify;
+    let config = verify::ExploreConfig {
+        depth,
+        no_snoop: !snooped_only,
+        ..verify::ExploreConfig::default()
+    };
+    let t = std::time::Instant::now();
+    let explored = verify::explore(&config);
+    println!("{explored}");
+    println!("(explored in {:.1} s)", t.elapsed().as_secs_f64());
+    let mut failed = !explored.violations.is_empty();
+    if snooped_only && !explored.hazards.is_empty() {
+        eprintln!("error: a hazard was reached with snooped DMA only");
+        failed = true;
+    }
+    if random_ops > 0 {
+        let t = std::time::Instant::now();
+        let r = verify::random(&verify::RandomConfig {
+            seed,
+            ops: random_ops,
+            ..verify::RandomConfig::default()
+        });
+        let secs = t.elapsed().as_secs_f64();
+        println!("\n{r}");
+        println!(
+            "({} operations in {secs:.1} s, {:.0} per second)",
+            r.ops,
+            r.ops as f64 / secs
+        );
+        failed |= !r.violations.is_empty();
+    }
+    if failed {
+        eprintln!("error: the protocol check found violations");
+        ExitCode::from(EXIT_FAILED)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

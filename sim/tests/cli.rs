@@ -135,3 +135,21 @@ fn tlp_decode_of_garbage_is_an_error_not_a_panic() {
         assert!(!stderr.contains("panicked"));
     }
 }
+
+#[test]
+fn verify_explores_the_protocol_and_finds_hazards_only_with_no_snoop() {
+    let (code, out, err) = snoopsim(&["verify", "--depth", "3", "--random-ops", "2000"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("invariant violations  0"), "{out}");
+    assert!(out.contains("lost DMA write") && out.contains("stale device read"));
+    let (code, out, err) = snoopsim(&[
+        "verify",
+        "--depth",
+        "3",
+        "--snooped-only",
+        "--random-ops",
+        "0",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("reachable in"), "{out}");
+}
