@@ -22,6 +22,8 @@ use std::collections::BTreeMap;
 pub const DEFAULT_EXPLANATIONS: usize = 4;
 /// Line size the checker tracks writers at.
 const LINE: u64 = cache::LINE_BYTES as u64;
+/// Lines per 4 KiB frame of the writer map.
+const LINES_PER_FRAME: usize = 64;
 
 /// Who performed a write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +76,8 @@ impl LastWrite {
 #[derive(Debug, Clone)]
 pub struct Checker {
     reference: SparseMemory,
-    last_writes: BTreeMap<LineAddr, LastWrite>,
+    /// Last write per line, grouped by 4 KiB frame (one map entry per 64 lines).
+    last_writes: BTreeMap<u64, Box<[Option<LastWrite>; LINES_PER_FRAME]>>,
     corruption: Corruption,
     keep: usize,
     /// Who the next DMA effects belong to (the engine sets it before each device access).
@@ -116,7 +119,10 @@ impl Checker {
         let mut line = LineAddr::containing(pa, LINE);
         let end = pa.raw() + data.len() as u64;
         while line.base().raw() < end {
-            self.last_writes.insert(line, w);
+            let (frame, slot) = frame_slot(line);
+            self.last_writes
+                .entry(frame)
+                .or_insert_with(|| Box::new([None; LINES_PER_FRAME]))[slot] = Some(w);
             line = LineAddr::containing(PhysAddr(line.base().raw() + LINE), LINE);
         }
     }
@@ -139,12 +145,16 @@ impl Checker {
         first.map(|f| (n, pa.raw() + f as u64))
     }
 
+    fn last_write(&self, line: LineAddr) -> Option<&LastWrite> {
+        let (frame, slot) = frame_slot(line);
+        self.last_writes.get(&frame)?[slot].as_ref()
+    }
+
     fn explain(&self, bad: u64, at: Tick, actor: String, what: String) -> Vec<ChainStep> {
         let line = LineAddr::containing(PhysAddr(bad), LINE);
         let mut chain: Vec<ChainStep> = self
-            .last_writes
-            .get(&line)
-            .map(LastWrite::step)
+            .last_write(line)
+            .map(|w| w.step())
             .into_iter()
             .collect();
         chain.push(ChainStep {
@@ -240,8 +250,7 @@ impl Observer for Checker {
             EffectKind::WriteBack { cause } => {
                 let line = LineAddr::containing(e.pa, LINE);
                 let dma = self
-                    .last_writes
-                    .get(&line)
+                    .last_write(line)
                     .is_some_and(|w| matches!(w.writer, Writer::Device { .. }));
                 if let (true, Some((bytes, bad))) = (dma, self.stale(e.pa, e.data)) {
                     let by = match cause {
@@ -273,6 +282,15 @@ impl Observer for Checker {
             EffectKind::FlushPerformed { .. } => {}
         }
     }
+}
+
+/// The frame of a line and its slot in that frame.
+fn frame_slot(line: LineAddr) -> (u64, usize) {
+    let n = line.base().raw() / LINE;
+    (
+        n / LINES_PER_FRAME as u64,
+        (n % LINES_PER_FRAME as u64) as usize,
+    )
 }
 
 fn record(class: &mut ClassCount, keep: usize, e: Explanation) {
