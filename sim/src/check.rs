@@ -135,6 +135,9 @@ impl Checker {
             let at = i * want.len();
             let w = &mut want[..chunk.len()];
             self.reference.read(PhysAddr(pa.raw() + at as u64), w);
+            if *w == *chunk {
+                continue; // the common case: one memcmp
+            }
             for (j, (a, b)) in w.iter().zip(chunk).enumerate() {
                 if a != b {
                     n += 1;
