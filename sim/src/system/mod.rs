@@ -17,23 +17,22 @@
 //! Each handler asks a model what happens and when, then schedules the next event; models
 //! never see the queue. Requests in flight live in a slab so events carry a small key.
 
+mod build;
 mod cpu;
 mod host;
 mod link;
 
 use crate::check::Checker;
 use crate::engine::{EngineError, EventQueue, Handler};
-use crate::scenario::{CpuOp, IommuSpec, Scenario, Workload, DEFAULT_BAR0, DEFAULT_BAR_STRIDE};
+use crate::scenario::CpuOp;
 use crate::slab::{Key, Slab};
 use crate::workload::DeviceFeed;
 use bytes::Bytes;
-use cache::{Dram, DramConfig, Hierarchy};
-use model_core::{
-    Bdf, ClockDomain, Cycles, IdentityTranslation, PhysAddr, Span, Tick, TranslationAgent,
-};
+use cache::Hierarchy;
+use model_core::{Bdf, IdentityTranslation, PhysAddr, Span, Tick, TranslationAgent};
 use pcie::{
-    AckCounter, DllpPolicy, Endpoint, EndpointConfig, EndpointError, FcGate, FcReturn, LinkConfig,
-    LinkGen, RootComplexConfig, RootPort, Tlp, Transmitter, UpdateFc,
+    AckCounter, Endpoint, EndpointError, FcGate, FcReturn, RootComplexConfig, RootPort, Tlp,
+    Transmitter, UpdateFc,
 };
 use reports::LatencyHistogram;
 use std::collections::BTreeMap;
@@ -344,134 +343,6 @@ pub const DMA_WRITE_TRANSFER: &str = "dma_write_transfer";
 pub const DMA_READ_TRANSFER: &str = "dma_read_transfer";
 
 impl System {
-    /// Builds the system a scenario describes. Scenario values are range-checked when they
-    /// are parsed; a model that still refuses one is reported, never replaced by a default.
-    pub fn new(s: &Scenario) -> Result<System, SimError> {
-        let p = &s.platform;
-        let gen =
-            LinkGen::from_number(p.pcie.gen.0).map_err(|e| SimError::Config(e.to_string()))?;
-        let dllp = DllpPolicy {
-            ack_every: p.pcie.ack_every_tlps.0 as u32,
-            update_fc_every: p.pcie.update_fc_every_tlps.0 as u32,
-        };
-        let link = LinkConfig::new(gen, p.pcie.lanes.0, p.pcie.port_delay_ns.span(), dllp)
-            .map_err(|e| SimError::Config(e.to_string()))?;
-        let rc_clock = ClockDomain::from_mhz(p.root_complex.clock_mhz.0)
-            .map_err(|e| SimError::Config(format!("root complex: {e}")))?;
-        let rc = RootComplexConfig {
-            completer: HOST_BRIDGE,
-            request_latency: rc_clock.span(Cycles(p.root_complex.request_latency_cycles.0)),
-            completion_latency: rc_clock.span(Cycles(p.root_complex.completion_latency_cycles.0)),
-            rcb: p.root_complex.rcb_bytes.0,
-            accept_interval: rc_clock.span(Cycles(p.root_complex.accept_interval_cycles.0)),
-            credits: p.root_complex.credits.credits(),
-            max_outstanding_reads: p.root_complex.max_outstanding_reads.0 as u32,
-        };
-        let iommu = match &p.iommu {
-            IommuSpec::None { latency_ns } => Iommu::None(IdentityTranslation {
-                latency: latency_ns.span(),
-            }),
-        };
-        let dram = Dram::new(
-            DramConfig::new(p.dram.latency_ns.span(), p.dram.bandwidth_mbps.0)
-                .map_err(|e| SimError::Config(e.to_string()))?,
-        );
-        let mem = Hierarchy::with_observer(
-            p.cpu.hierarchy(),
-            dram,
-            Checker::new(s.report.explanations_per_class.0 as usize),
-        )
-        .map_err(|e| SimError::Config(format!("platform.cpu: {e}")))?;
-        let devices = s
-            .devices
-            .iter()
-            .enumerate()
-            .map(|(i, d)| Device {
-                name: d.name.clone(),
-                endpoint: Endpoint::new(EndpointConfig {
-                    bdf: d.bdf,
-                    mps: p.pcie.mps_bytes.0,
-                    mrrs: p.pcie.mrrs_bytes.0,
-                    read_tags: d.read_tags.0 as u16,
-                    ecrc: p.pcie.ecrc,
-                    tx_credits: rc.credits,
-                    completion_timeout: Span::from_ns(
-                        d.completion_timeout_us.0.saturating_mul(1_000),
-                    ),
-                }),
-                up: Transmitter::new(link),
-                down: Transmitter::new(link),
-                port: RootPort::new(
-                    &rc,
-                    p.pcie.mps_bytes.0,
-                    dllp.ack_every,
-                    dllp.update_fc_every,
-                ),
-                acks: AckCounter::new(dllp.ack_every),
-                down_gate: FcGate::new(d.rx_credits.credits()),
-                rx_credits: FcReturn::new(
-                    d.rx_credits.credits(),
-                    mmio_largest(),
-                    dllp.update_fc_every,
-                ),
-                bar0: d
-                    .bar0
-                    .map_or(DEFAULT_BAR0 + DEFAULT_BAR_STRIDE * i as u64, |b| b.0),
-                mmio_writes: 0,
-                feed: DeviceFeed::new(s, &d.name, i),
-                up_scheduled: false,
-                rc_scheduled: false,
-                down_scheduled: false,
-                timer_at: None,
-            })
-            .collect();
-        Ok(System {
-            devices,
-            rc,
-            iommu,
-            mem,
-            mem_wake: None,
-            honours_no_snoop: p.root_complex.honours_no_snoop,
-            latency: [DMA_WRITE, DMA_READ, DMA_WRITE_TRANSFER, DMA_READ_TRANSFER]
-                .into_iter()
-                .map(|k| (k, LatencyHistogram::new()))
-                .collect(),
-            tlps: 0,
-            translations: 0,
-            fault_count: 0,
-            faults: Vec::new(),
-            horizon: Tick::ZERO,
-            device_index: s
-                .devices
-                .iter()
-                .enumerate()
-                .map(|(i, d)| (d.name.clone(), i as u16))
-                .collect(),
-            mmio_latency: rc_clock.span(Cycles(p.root_complex.mmio_latency_cycles.0)),
-            cpus: match &s.workload {
-                Workload::Program(p) => p
-                    .cpus
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (name, ops))| CpuProgram {
-                        name: name.clone(),
-                        core: cache::CoreId(i as u16),
-                        ops: ops.clone(),
-                        next: 0,
-                        done_bytes: 0,
-                        rng: rand_xoshiro::rand_core::SeedableRng::seed_from_u64(
-                            s.seed ^ (0xc0de_0000 + i as u64),
-                        ),
-                        stats: CpuCounters::default(),
-                    })
-                    .collect(),
-                Workload::Stream(_) => Vec::new(),
-            },
-            reqs: Slab::default(),
-            cpls: Slab::default(),
-        })
-    }
-
     /// Schedules the first event of every device and CPU.
     pub fn start(&mut self, queue: &mut EventQueue<Event>) -> Result<(), SimError> {
         for dev in 0..self.devices.len() {

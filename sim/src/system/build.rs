@@ -1,0 +1,175 @@
+//! Assembling a system from a scenario, one named step per part.
+
+use super::{
+    mmio_largest, CpuCounters, CpuProgram, Device, Iommu, SimError, System, DMA_READ,
+    DMA_READ_TRANSFER, DMA_WRITE, DMA_WRITE_TRANSFER, HOST_BRIDGE,
+};
+use crate::check::Checker;
+use crate::scenario::{
+    DeviceSpec, IommuSpec, Platform, Scenario, Workload, DEFAULT_BAR0, DEFAULT_BAR_STRIDE,
+};
+use crate::slab::Slab;
+use crate::workload::DeviceFeed;
+use cache::{Dram, DramConfig, Hierarchy};
+use model_core::{ClockDomain, Cycles, IdentityTranslation, Span, Tick};
+use pcie::{
+    AckCounter, DllpPolicy, Endpoint, EndpointConfig, FcGate, FcReturn, LinkConfig, LinkGen,
+    RootComplexConfig, RootPort, Transmitter,
+};
+use reports::LatencyHistogram;
+
+fn config_err(e: impl std::fmt::Display) -> SimError {
+    SimError::Config(e.to_string())
+}
+
+impl System {
+    /// Builds the system a scenario describes. Scenario values are range-checked when they
+    /// are parsed; a model that still refuses one is reported, never replaced by a default.
+    pub fn new(s: &Scenario) -> Result<System, SimError> {
+        let p = &s.platform;
+        let (link, dllp) = link_config(p)?;
+        let (rc, rc_clock) = root_complex(p)?;
+        let devices = s
+            .devices
+            .iter()
+            .enumerate()
+            .map(|(i, d)| device(s, i, d, link, dllp, &rc))
+            .collect();
+        Ok(System {
+            devices,
+            rc,
+            iommu: iommu(p),
+            mem: memory(s)?,
+            mem_wake: None,
+            honours_no_snoop: p.root_complex.honours_no_snoop,
+            latency: [DMA_WRITE, DMA_READ, DMA_WRITE_TRANSFER, DMA_READ_TRANSFER]
+                .into_iter()
+                .map(|k| (k, LatencyHistogram::new()))
+                .collect(),
+            tlps: 0,
+            translations: 0,
+            fault_count: 0,
+            faults: Vec::new(),
+            horizon: Tick::ZERO,
+            device_index: s
+                .devices
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (d.name.clone(), i as u16))
+                .collect(),
+            mmio_latency: rc_clock.span(Cycles(p.root_complex.mmio_latency_cycles.0)),
+            cpus: cpu_programs(s),
+            reqs: Slab::default(),
+            cpls: Slab::default(),
+        })
+    }
+}
+
+/// Every device's link, and the DLLP ratios both its ends use.
+fn link_config(p: &Platform) -> Result<(LinkConfig, DllpPolicy), SimError> {
+    let gen = LinkGen::from_number(p.pcie.gen.0).map_err(config_err)?;
+    let dllp = DllpPolicy {
+        ack_every: p.pcie.ack_every_tlps.0 as u32,
+        update_fc_every: p.pcie.update_fc_every_tlps.0 as u32,
+    };
+    let link = LinkConfig::new(gen, p.pcie.lanes.0, p.pcie.port_delay_ns.span(), dllp)
+        .map_err(config_err)?;
+    Ok((link, dllp))
+}
+
+/// The root complex's configuration, and its clock.
+fn root_complex(p: &Platform) -> Result<(RootComplexConfig, ClockDomain), SimError> {
+    let r = &p.root_complex;
+    let clock = ClockDomain::from_mhz(r.clock_mhz.0)
+        .map_err(|e| SimError::Config(format!("root complex: {e}")))?;
+    let rc = RootComplexConfig {
+        completer: HOST_BRIDGE,
+        request_latency: clock.span(Cycles(r.request_latency_cycles.0)),
+        completion_latency: clock.span(Cycles(r.completion_latency_cycles.0)),
+        rcb: r.rcb_bytes.0,
+        accept_interval: clock.span(Cycles(r.accept_interval_cycles.0)),
+        credits: r.credits.credits(),
+        max_outstanding_reads: r.max_outstanding_reads.0 as u32,
+    };
+    Ok((rc, clock))
+}
+
+fn iommu(p: &Platform) -> Iommu {
+    match &p.iommu {
+        IommuSpec::None { latency_ns } => Iommu::None(IdentityTranslation {
+            latency: latency_ns.span(),
+        }),
+    }
+}
+
+/// Caches over DRAM, observed by the corruption checker.
+fn memory(s: &Scenario) -> Result<Hierarchy<Checker>, SimError> {
+    let p = &s.platform;
+    let dram = Dram::new(
+        DramConfig::new(p.dram.latency_ns.span(), p.dram.bandwidth_mbps.0).map_err(config_err)?,
+    );
+    let checker = Checker::new(s.report.explanations_per_class.0 as usize);
+    Hierarchy::with_observer(p.cpu.hierarchy(), dram, checker)
+        .map_err(|e| SimError::Config(format!("platform.cpu: {e}")))
+}
+
+/// Device `i`: its DMA engine, both link directions and its root port.
+fn device(
+    s: &Scenario,
+    i: usize,
+    d: &DeviceSpec,
+    link: LinkConfig,
+    dllp: DllpPolicy,
+    rc: &RootComplexConfig,
+) -> Device {
+    let p = &s.platform;
+    Device {
+        name: d.name.clone(),
+        endpoint: Endpoint::new(EndpointConfig {
+            bdf: d.bdf,
+            mps: p.pcie.mps_bytes.0,
+            mrrs: p.pcie.mrrs_bytes.0,
+            read_tags: d.read_tags.0 as u16,
+            ecrc: p.pcie.ecrc,
+            tx_credits: rc.credits,
+            completion_timeout: Span::from_ns(d.completion_timeout_us.0.saturating_mul(1_000)),
+        }),
+        up: Transmitter::new(link),
+        down: Transmitter::new(link),
+        port: RootPort::new(rc, p.pcie.mps_bytes.0, dllp.ack_every, dllp.update_fc_every),
+        acks: AckCounter::new(dllp.ack_every),
+        down_gate: FcGate::new(d.rx_credits.credits()),
+        rx_credits: FcReturn::new(d.rx_credits.credits(), mmio_largest(), dllp.update_fc_every),
+        bar0: d
+            .bar0
+            .map_or(DEFAULT_BAR0 + DEFAULT_BAR_STRIDE * i as u64, |b| b.0),
+        mmio_writes: 0,
+        feed: DeviceFeed::new(s, &d.name, i),
+        up_scheduled: false,
+        rc_scheduled: false,
+        down_scheduled: false,
+        timer_at: None,
+    }
+}
+
+/// One program per core, in name order; stores get data from the scenario's seed.
+fn cpu_programs(s: &Scenario) -> Vec<CpuProgram> {
+    let Workload::Program(p) = &s.workload else {
+        return Vec::new();
+    };
+    p.cpus
+        .iter()
+        .enumerate()
+        .map(|(i, (name, ops))| CpuProgram {
+            name: name.clone(),
+            core: cache::CoreId(i as u16),
+            ops: ops.clone(),
+            next: 0,
+            done_bytes: 0,
+            rng: rand_xoshiro::rand_core::SeedableRng::seed_from_u64(
+                s.seed ^ (0xc0de_0000 + i as u64),
+            ),
+            stats: CpuCounters::default(),
+        })
+        .collect()
+}
