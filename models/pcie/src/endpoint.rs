@@ -169,6 +169,69 @@ struct ReadBuffer {
     missing: usize,
 }
 
+/// The next request of a descriptor: where it starts, how long, its DW span.
+#[derive(Debug, Clone, Copy)]
+struct Cut {
+    /// Byte address of its first byte.
+    addr: u64,
+    /// Bytes.
+    len: u32,
+    dw_addr: u64,
+    length_dw: u16,
+    first_be: u8,
+    last_be: u8,
+    /// It ends the descriptor.
+    last: bool,
+}
+
+impl Cut {
+    /// The request `offset` bytes into `head`: cut at the next multiple of MPS (writes) or
+    /// MRRS (reads), so never above either and never across 4 KiB.
+    fn next(head: &Descriptor, offset: u32, config: &EndpointConfig) -> Cut {
+        let limit = u64::from(match head.direction {
+            DmaDirection::Write => config.mps,
+            DmaDirection::Read => config.mrrs,
+        });
+        let addr = head.address + u64::from(offset);
+        let len = u64::from(head.len - offset).min(limit - addr % limit) as u32;
+        let (dw_addr, length_dw, first_be, last_be) = dw_span(addr, u64::from(len));
+        Cut {
+            addr,
+            len,
+            dw_addr,
+            length_dw,
+            first_be,
+            last_be,
+            last: offset + len == head.len,
+        }
+    }
+
+    /// The flow-control credits the request consumes (PCIe Base 6.0 §2.6.1).
+    fn need(&self, direction: DmaDirection) -> Need {
+        match direction {
+            DmaDirection::Write => Need {
+                class: FcClass::Posted,
+                header: 1,
+                data: (u64::from(self.length_dw) * DW_BYTES).div_ceil(DATA_CREDIT_BYTES) as u32,
+            },
+            DmaDirection::Read => Need {
+                class: FcClass::NonPosted,
+                header: 1,
+                data: 0,
+            },
+        }
+    }
+
+    /// A write's DW-aligned payload: the descriptor's bytes, zero where not enabled.
+    fn payload(&self, data: &Bytes, offset: u32) -> Bytes {
+        let lead = (self.addr - self.dw_addr) as usize;
+        let mut buf = vec![0u8; usize::from(self.length_dw) * DW_BYTES as usize];
+        let src = &data[offset as usize..(offset + self.len) as usize];
+        buf[lead..lead + src.len()].copy_from_slice(src);
+        Bytes::from(buf)
+    }
+}
+
 /// The DMA engine.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
@@ -236,30 +299,8 @@ impl Endpoint {
     /// The next request to put on the link, if any can go now.
     pub fn poll_transmit(&mut self, now: Tick) -> Option<Issued> {
         let head = self.queue.front()?;
-        let limit = match head.direction {
-            DmaDirection::Write => self.config.mps,
-            DmaDirection::Read => self.config.mrrs,
-        };
-        let offset = self.cursor;
-        let addr = head.address + u64::from(offset);
-        // Cut at the next multiple of the limit: never above MPS/MRRS, never across 4 KiB.
-        let room = u64::from(limit) - addr % u64::from(limit);
-        let len = (u64::from(head.len - offset)).min(room) as u32;
-        let (dw_addr, length_dw, first_be, last_be) = dw_span(addr, u64::from(len));
-        let last = offset + len == head.len;
-        let started = if offset == 0 { now } else { self.head_started };
-        let need = match head.direction {
-            DmaDirection::Write => Need {
-                class: FcClass::Posted,
-                header: 1,
-                data: (u64::from(length_dw) * DW_BYTES).div_ceil(DATA_CREDIT_BYTES) as u32,
-            },
-            DmaDirection::Read => Need {
-                class: FcClass::NonPosted,
-                header: 1,
-                data: 0,
-            },
-        };
+        let cut = Cut::next(head, self.cursor, &self.config);
+        let need = cut.need(head.direction);
         if !self.gate.allows(need) {
             if !self.blocked_on_credit {
                 self.stats.credit_stalls += 1;
@@ -268,85 +309,97 @@ impl Endpoint {
             return None;
         }
         self.blocked_on_credit = false;
-
         let (kind, tag, payload) = match head.direction {
             DmaDirection::Write => {
-                let lead = (addr - dw_addr) as usize;
-                let mut buf = vec![0u8; usize::from(length_dw) * DW_BYTES as usize];
-                let src = &head.data[offset as usize..(offset + len) as usize];
-                buf[lead..lead + src.len()].copy_from_slice(src);
+                let payload = cut.payload(&head.data, self.cursor);
                 self.stats.writes += 1;
-                self.stats.bytes_written += u64::from(len);
-                (TlpKind::MemWrite, 0, Bytes::from(buf))
+                self.stats.bytes_written += u64::from(cut.len);
+                (TlpKind::MemWrite, 0, payload)
             }
             DmaDirection::Read => {
-                let Some(tag) = self.free_tags.pop_front() else {
-                    if !self.blocked_on_tag {
-                        self.stats.tag_stalls += 1;
-                        self.blocked_on_tag = true;
-                    }
-                    return None;
-                };
-                self.blocked_on_tag = false;
-                if offset == 0 {
-                    self.reads.insert(
-                        head.id,
-                        ReadBuffer {
-                            started: now,
-                            data: vec![0; head.len as usize],
-                            missing: head.len as usize,
-                        },
-                    );
-                }
-                let deadline = now + self.config.completion_timeout;
-                self.deadlines.insert((deadline, tag));
-                self.outstanding.insert(
-                    tag,
-                    OutstandingRead {
-                        descriptor: head.id,
-                        issued: now,
-                        deadline,
-                        offset: offset as usize,
-                        first_byte: addr,
-                        len: len as usize,
-                        received: 0,
-                        last,
-                    },
-                );
-                self.stats.reads += 1;
-                (TlpKind::MemRead, tag, Bytes::new())
+                let (id, len) = (head.id, head.len);
+                (
+                    TlpKind::MemRead,
+                    self.start_read(now, id, len, &cut)?,
+                    Bytes::new(),
+                )
             }
         };
         self.gate.consume(need);
-        let tlp = Tlp {
-            kind,
-            requester: self.config.bdf,
-            tag,
-            tc: head.tc,
-            attr: head.attr,
-            at: head.at,
-            pasid: head.pasid,
-            td: self.config.ecrc,
-            address: dw_addr,
-            length_dw,
-            first_be,
-            last_be,
-            payload,
+        let head = self.queue.front()?;
+        let started = if self.cursor == 0 {
+            now
+        } else {
+            self.head_started
         };
         let issued = Issued {
-            tlp,
+            tlp: Tlp {
+                kind,
+                requester: self.config.bdf,
+                tag,
+                tc: head.tc,
+                attr: head.attr,
+                at: head.at,
+                pasid: head.pasid,
+                td: self.config.ecrc,
+                address: cut.dw_addr,
+                length_dw: cut.length_dw,
+                first_be: cut.first_be,
+                last_be: cut.last_be,
+                payload,
+            },
             descriptor: head.id,
             started,
-            last,
+            last: cut.last,
         };
-        if last {
+        if cut.last {
             self.queue.pop_front();
             self.cursor = 0;
         } else {
-            self.cursor += len;
+            self.cursor += cut.len;
             self.head_started = started;
         }
         Some(issued)
+    }
+
+    /// Takes a tag and records the read `cut` of descriptor `id` (of `len` bytes) as
+    /// outstanding; `None` (counted as a tag stall) when no tag is free.
+    fn start_read(&mut self, now: Tick, id: u64, len: u32, cut: &Cut) -> Option<u16> {
+        let Some(tag) = self.free_tags.pop_front() else {
+            if !self.blocked_on_tag {
+                self.stats.tag_stalls += 1;
+                self.blocked_on_tag = true;
+            }
+            return None;
+        };
+        self.blocked_on_tag = false;
+        if self.cursor == 0 {
+            self.reads.insert(
+                id,
+                ReadBuffer {
+                    started: now,
+                    data: vec![0; len as usize],
+                    missing: len as usize,
+                },
+            );
+        }
+        let deadline = now + self.config.completion_timeout;
+        self.deadlines.insert((deadline, tag));
+        self.outstanding.insert(
+            tag,
+            OutstandingRead {
+                descriptor: id,
+                issued: now,
+                deadline,
+                offset: self.cursor as usize,
+                first_byte: cut.addr,
+                len: cut.len as usize,
+                received: 0,
+                last: cut.last,
+            },
+        );
+        self.stats.reads += 1;
+        Some(tag)
     }
 
     /// Applies an UpdateFC DLLP from the root port. Returns whether the engine was waiting
