@@ -39,8 +39,8 @@ mod write;
 pub use latency::LatencyHistogram;
 pub use model::{
     hex_address, ChainStep, ClassCount, Corruption, CpuStats, DevicePcieStats, Explanation,
-    FaultRecord, Faults, IommuStats, LatencySummary, LinkDirectionStats, PcieStats, Report,
-    SimStats, StopReason, Throughput, VariantReport,
+    FaultLogStats, FaultRecord, Faults, IommuStats, LatencySummary, LinkDirectionStats,
+    NamedCacheStats, PcieStats, Report, SimStats, StopReason, Throughput, VariantReport,
 };
 pub use text::{render_json, render_text};
 pub use write::{write_atomic, write_report_json, WriteError};

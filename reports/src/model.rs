@@ -205,10 +205,15 @@ pub struct FaultRecord {
     pub requester: String,
     /// Faulting I/O virtual address, lowercase hex with `0x`.
     pub address: String,
+    /// `read` or `write`.
+    pub access: String,
     /// Architectural fault reason or event code (unitless; see `reason`).
     pub reason_code: u32,
     /// The code's name or meaning per the IOMMU specification.
     pub reason: String,
+    /// What the IOMMU's fault log did with it (VT-d fault recording register index,
+    /// overflow, or suppression by FPD).
+    pub logged: String,
 }
 
 /// Latency distribution of one TLP class. Every value is in nanoseconds.
@@ -285,6 +290,39 @@ pub struct IommuStats {
     pub walks: u64,
     /// Memory reads issued by page walks, after walk caches (reads).
     pub walk_memory_reads: u64,
+    /// Misses that joined a walk already in flight for the same page (requests).
+    pub merged_walks: u64,
+    /// The IOMMU's other caches, in a fixed order: context cache, PASID cache, and the
+    /// paging-structure cache of each level (e.g. `sl_pml4e`, `sl_pdpe`, `sl_pde`).
+    pub caches: Vec<NamedCacheStats>,
+    /// Faults the fault recording registers logged, dropped on overflow (FSTS.PFO), or
+    /// suppressed by Fault Processing Disable (faults).
+    pub fault_log: FaultLogStats,
+    /// Invalidation requests the IOMMU completed: queued descriptors and register commands
+    /// (requests).
+    pub invalidations: u64,
+}
+
+/// Hits and misses of one named IOMMU cache.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NamedCacheStats {
+    /// The cache.
+    pub name: String,
+    /// Lookups that hit (lookups).
+    pub hits: u64,
+    /// Lookups that missed (lookups).
+    pub misses: u64,
+}
+
+/// What the IOMMU's fault log did with the faults it saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct FaultLogStats {
+    /// Recorded in a fault recording register / event log entry (faults).
+    pub logged: u64,
+    /// Dropped because the log was full (faults).
+    pub overflowed: u64,
+    /// Not logged because software disabled fault processing for the requester (faults).
+    pub suppressed: u64,
 }
 
 /// CPU-side memory and cache-maintenance counters, summed over all cores.

@@ -267,6 +267,27 @@ fn render_counters(out: &mut String, v: &VariantReport) {
          walks {}, walk memory reads {}",
         i.kind, i.translations, i.iotlb_hits, i.iotlb_misses, i.walks, i.walk_memory_reads
     );
+    if i.merged_walks > 0 || !i.caches.is_empty() {
+        let caches: Vec<String> = i
+            .caches
+            .iter()
+            .map(|c| format!("{} {}/{}", c.name, c.hits, c.hits.saturating_add(c.misses)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  merged walks {}; cache hits/lookups: {}",
+            i.merged_walks,
+            caches.join(", ")
+        );
+    }
+    let f = &i.fault_log;
+    if f.logged + f.overflowed + f.suppressed + i.invalidations > 0 {
+        let _ = writeln!(
+            out,
+            "  fault log: recorded {}, overflowed {}, suppressed {}; invalidations {}",
+            f.logged, f.overflowed, f.suppressed, i.invalidations
+        );
+    }
     let c = &v.cpu;
     let _ = writeln!(
         out,

@@ -83,7 +83,15 @@ fn section_keys_are_exactly_the_documented_ones() {
     assert_eq!(keys(&v["faults"]), set(&["count", "records"]));
     assert_eq!(
         keys(&v["faults"]["records"][0]),
-        set(&["tick_ps", "requester", "address", "reason_code", "reason"])
+        set(&[
+            "tick_ps",
+            "requester",
+            "address",
+            "access",
+            "reason_code",
+            "reason",
+            "logged"
+        ])
     );
     assert_eq!(
         keys(&v["latency_ns"]["dma_read"]),
@@ -101,7 +109,11 @@ fn section_keys_are_exactly_the_documented_ones() {
             "iotlb_hits",
             "iotlb_misses",
             "walks",
-            "walk_memory_reads"
+            "walk_memory_reads",
+            "merged_walks",
+            "caches",
+            "fault_log",
+            "invalidations"
         ])
     );
     assert_eq!(

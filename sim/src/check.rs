@@ -34,6 +34,10 @@ enum Writer {
         snooped: bool,
         into: DmaTarget,
     },
+    /// The IOMMU itself (an invalidation-wait status write).
+    Iommu {
+        snooped: bool,
+    },
 }
 
 /// The last write to a line, for explanations and for telling DMA data from CPU data.
@@ -63,6 +67,15 @@ impl LastWrite {
                     path(snooped)
                 ),
             ),
+            Writer::Iommu { snooped } => (
+                "iommu".to_owned(),
+                format!(
+                    "wrote {} bytes at {} ({})",
+                    self.len,
+                    self.pa,
+                    path(snooped)
+                ),
+            ),
         };
         ChainStep {
             tick_ps: self.tick.as_ps(),
@@ -82,6 +95,12 @@ pub struct Checker {
     keep: usize,
     /// Who the next DMA effects belong to (the engine sets it before each device access).
     pub device: Bdf,
+    /// The next DMA effects are the IOMMU's own accesses (table walks, descriptor fetches,
+    /// status writes) rather than a device's: a stale table read is not a stale device read
+    /// but the likely cause of a misdirected DMA, so it is remembered for that explanation.
+    pub iommu_access: bool,
+    /// The IOMMU's latest read of a table entry that was older than the reference.
+    stale_table_read: Vec<ChainStep>,
 }
 
 impl Checker {
@@ -93,6 +112,8 @@ impl Checker {
             corruption: Corruption::default(),
             keep,
             device: Bdf::default(),
+            iommu_access: false,
+            stale_table_read: Vec::new(),
         }
     }
 
@@ -168,6 +189,38 @@ impl Checker {
         chain
     }
 
+    /// A DMA reached memory at `pa`, but the translation tables as software last wrote them
+    /// (read from the reference memory by an IOMMU without caches) send `iova` to
+    /// `expected`, or refuse it: the IOMMU used a stale IOTLB entry, a stale walk-cache
+    /// entry, or a table entry it read from DRAM before software's update got there.
+    pub fn misdirected(&mut self, dma: MisdirectedDma) {
+        let should = match dma.expected {
+            Ok(pa) => format!("the tables map it to {pa}"),
+            Err(code) => format!("the tables refuse it (fault reason {code:#x})"),
+        };
+        let verb = if dma.write { "wrote" } else { "read" };
+        let mut chain = self.stale_table_read.clone();
+        chain.push(ChainStep {
+            tick_ps: dma.at.as_ps(),
+            actor: format!("device {}", dma.device),
+            what: format!(
+                "{verb} {} bytes at IOVA {:#x}, translated to {}; {should}",
+                dma.bytes, dma.iova, dma.pa
+            ),
+        });
+        let e = Explanation {
+            address: hex_address(dma.pa.raw()),
+            bytes: dma.bytes,
+            summary: format!(
+                "device {} {verb} {} bytes at {} through a translation software had already \
+                 changed ({should}): stale IOTLB, walk-cache or table entry",
+                dma.device, dma.bytes, dma.pa
+            ),
+            chain,
+        };
+        record(&mut self.corruption.misdirected_dma, self.keep, e);
+    }
+
     fn record(&mut self, class: Class, e: Explanation) {
         let c = match class {
             Class::StaleCpuRead => &mut self.corruption.stale_cpu_read,
@@ -176,6 +229,25 @@ impl Checker {
         };
         record(c, self.keep, e);
     }
+}
+
+/// A DMA whose physical address disagrees with the tables in the reference memory.
+#[derive(Debug, Clone, Copy)]
+pub struct MisdirectedDma {
+    /// When it reached memory.
+    pub at: Tick,
+    /// Its requester.
+    pub device: Bdf,
+    /// The address in the TLP.
+    pub iova: u64,
+    /// Where the IOMMU sent it.
+    pub pa: PhysAddr,
+    /// Where the tables send it, or the fault reason they give.
+    pub expected: Result<PhysAddr, u32>,
+    /// Bytes read or written.
+    pub bytes: u64,
+    /// A write (else a read).
+    pub write: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -199,10 +271,14 @@ impl Observer for Checker {
         match e.kind {
             EffectKind::CpuStore { core } => self.apply(e.at, e.pa, e.data, Writer::Core(core)),
             EffectKind::DmaWrite { snooped, into } => {
-                let writer = Writer::Device {
-                    bdf: self.device,
-                    snooped,
-                    into,
+                let writer = if self.iommu_access {
+                    Writer::Iommu { snooped }
+                } else {
+                    Writer::Device {
+                        bdf: self.device,
+                        snooped,
+                        into,
+                    }
                 };
                 self.apply(e.at, e.pa, e.data, writer);
             }
@@ -224,6 +300,17 @@ impl Observer for Checker {
                             chain,
                         },
                     );
+                }
+            }
+            EffectKind::DmaRead { snooped, from } if self.iommu_access => {
+                if let Some((bytes, bad)) = self.stale(e.pa, e.data) {
+                    let what = format!(
+                        "read a table entry at {} ({}, from {from:?}): {bytes} bytes older than \
+                         what software wrote",
+                        e.pa,
+                        path(snooped)
+                    );
+                    self.stale_table_read = self.explain(bad, e.at, "iommu".to_owned(), what);
                 }
             }
             EffectKind::DmaRead { snooped, from } => {

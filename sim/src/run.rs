@@ -6,8 +6,8 @@ use crate::system::{Event, SimError, System};
 use model_core::{Span, Tick};
 use rayon::prelude::*;
 use reports::{
-    CpuStats, DevicePcieStats, Faults, IommuStats, LinkDirectionStats, PcieStats, Report, SimStats,
-    Throughput, VariantReport,
+    CpuStats, DevicePcieStats, FaultLogStats, Faults, IommuStats, LinkDirectionStats,
+    NamedCacheStats, PcieStats, Report, SimStats, Throughput, VariantReport,
 };
 use std::time::Instant;
 
@@ -113,11 +113,7 @@ fn report(
             .collect(),
         throughput: Throughput::new(bytes, end.as_ns_f64(), link_limit),
         pcie: pcie_stats(system, end),
-        iommu: IommuStats {
-            kind: system.iommu.kind().to_owned(),
-            translations: system.translations,
-            ..IommuStats::default()
-        },
+        iommu: iommu_stats(system),
         cpu: cpu_stats(system),
         sim: SimStats {
             events: queue.processed(),
@@ -164,6 +160,34 @@ fn pcie_stats(system: &System, end: Tick) -> PcieStats {
                 mmio_writes: d.mmio_writes,
             })
             .collect(),
+    }
+}
+
+fn iommu_stats(system: &System) -> IommuStats {
+    let a = system.iommu.agent_ref().stats();
+    IommuStats {
+        kind: system.iommu.kind().to_owned(),
+        translations: system.translations,
+        iotlb_hits: a.iotlb.hits,
+        iotlb_misses: a.iotlb.misses,
+        walks: a.walks,
+        walk_memory_reads: a.walk_memory_reads,
+        merged_walks: a.merged,
+        caches: a
+            .caches
+            .iter()
+            .map(|(name, c)| NamedCacheStats {
+                name: (*name).to_owned(),
+                hits: c.hits,
+                misses: c.misses,
+            })
+            .collect(),
+        fault_log: FaultLogStats {
+            logged: a.faults_logged,
+            overflowed: a.faults_overflowed,
+            suppressed: a.faults_suppressed,
+        },
+        invalidations: a.invalidations,
     }
 }
 

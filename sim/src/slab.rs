@@ -5,6 +5,18 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Key(u32);
 
+impl Key {
+    /// The key as a number (for models that hand opaque tokens back).
+    pub fn raw(self) -> u32 {
+        self.0
+    }
+
+    /// A key from a number [`Key::raw`] gave; a number no slab handed out finds nothing.
+    pub fn from_raw(raw: u64) -> Key {
+        Key(u32::try_from(raw).unwrap_or(u32::MAX))
+    }
+}
+
 /// Items in flight, reusing freed slots.
 #[derive(Debug, Clone)]
 pub struct Slab<T> {

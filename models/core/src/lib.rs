@@ -28,6 +28,6 @@ pub use mem::SparseMemory;
 pub use setassoc::{Inserted, Replacement, SetAssoc, SetAssocError, WayMask};
 pub use time::{ClockDomain, ClockError, Cycles, Span, Tick};
 pub use translate::{
-    AccessKind, IdentityTranslation, Translation, TranslationAgent, TranslationFault,
-    TranslationRequest,
+    AccessKind, AgentError, AgentOutput, AgentStats, CacheCounts, IdentityTranslation, Translation,
+    TranslationAgent, TranslationFault, TranslationRequest,
 };

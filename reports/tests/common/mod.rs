@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 
 use reports::{
-    ChainStep, ClassCount, Corruption, CpuStats, DevicePcieStats, Explanation, FaultRecord, Faults,
-    IommuStats, LatencySummary, LinkDirectionStats, PcieStats, Report, SimStats, StopReason,
-    Throughput, VariantReport,
+    ChainStep, ClassCount, Corruption, CpuStats, DevicePcieStats, Explanation, FaultLogStats,
+    FaultRecord, Faults, IommuStats, LatencySummary, LinkDirectionStats, NamedCacheStats,
+    PcieStats, Report, SimStats, StopReason, Throughput, VariantReport,
 };
 
 /// A variant with every section filled in, stopping for `stop_reason`.
@@ -88,8 +88,10 @@ pub fn variant(name: &str, stop_reason: StopReason) -> VariantReport {
                     tick_ps: 10_000 * (i + 1),
                     requester: "01:00.0".to_owned(),
                     address: reports::hex_address(0xdead_0000 + 0x1000 * i),
+                    access: "read".to_owned(),
                     reason_code: 6,
-                    reason: "non-present second-level entry".to_owned(),
+                    reason: "read denied: second-level entry has R=0".to_owned(),
+                    logged: format!("recorded in FRCD {i}"),
                 })
                 .collect(),
         },
@@ -123,6 +125,25 @@ pub fn variant(name: &str, stop_reason: StopReason) -> VariantReport {
             iotlb_misses: 100,
             walks: 80,
             walk_memory_reads: 240,
+            merged_walks: 20,
+            caches: vec![
+                NamedCacheStats {
+                    name: "context".to_owned(),
+                    hits: 79,
+                    misses: 1,
+                },
+                NamedCacheStats {
+                    name: "sl_pde".to_owned(),
+                    hits: 60,
+                    misses: 20,
+                },
+            ],
+            fault_log: FaultLogStats {
+                logged: 6,
+                overflowed: 1,
+                suppressed: 0,
+            },
+            invalidations: 3,
         },
         cpu: CpuStats {
             loads: 5000,

@@ -61,6 +61,7 @@ impl System {
             cpus: cpu_programs(s),
             reqs: Slab::default(),
             cpls: Slab::default(),
+            iommu_mem: Slab::default(),
         })
     }
 }
@@ -96,9 +97,7 @@ fn root_complex(p: &Platform) -> Result<(RootComplexConfig, ClockDomain), SimErr
 
 fn iommu(p: &Platform) -> Iommu {
     match &p.iommu {
-        IommuSpec::None { latency_ns } => Iommu::None(IdentityTranslation {
-            latency: latency_ns.span(),
-        }),
+        IommuSpec::None { latency_ns } => Iommu::None(IdentityTranslation::new(latency_ns.span())),
     }
 }
 

@@ -1,10 +1,14 @@
 //! Handlers for the host side: the IOMMU and memory.
 
-use super::{Event, SimError, System, DMA_WRITE, DMA_WRITE_TRANSFER};
+use super::{Event, IommuAccess, SimError, System, DMA_WRITE, DMA_WRITE_TRANSFER};
+use crate::check::MisdirectedDma;
 use crate::engine::EventQueue;
 use crate::slab::Key;
 use bytes::Bytes;
-use model_core::{AccessKind, Iova, PhysAddr, Tick, TranslationRequest};
+use model_core::{
+    AccessKind, AgentOutput, Iova, PhysAddr, Tick, Translation, TranslationFault,
+    TranslationRequest,
+};
 use pcie::tlp::AddressType;
 use pcie::{CplStatus, TlpKind};
 use reports::{hex_address, FaultRecord};
@@ -13,7 +17,7 @@ use reports::{hex_address, FaultRecord};
 const MAX_FAULT_RECORDS: usize = 16;
 
 impl System {
-    /// A request reached the IOMMU: translate it.
+    /// A request reached the IOMMU: hand it over and act on what the IOMMU says.
     pub(super) fn iommu_in(
         &mut self,
         now: Tick,
@@ -39,29 +43,97 @@ impl System {
             no_snoop: r.tlp.attr.no_snoop,
             translated: r.tlp.at == AddressType::Translated,
         };
+        r.tr = Some(tr);
         self.translations += 1;
-        match self.iommu.agent().translate(now, &tr) {
+        self.iommu.agent().request(now, u64::from(req.raw()), &tr);
+        self.drain_iommu(q)
+    }
+
+    /// Acts on everything the IOMMU has to say: table reads and status writes to perform,
+    /// translations to route, registers software may be polling.
+    pub(super) fn drain_iommu(&mut self, q: &mut EventQueue<Event>) -> Result<(), SimError> {
+        while let Some(out) = self.iommu.agent().poll_output() {
+            match out {
+                AgentOutput::MemRead {
+                    tag,
+                    pa,
+                    len,
+                    snooped,
+                    at,
+                } => {
+                    let access = self.iommu_mem.insert(IommuAccess::Read {
+                        tag,
+                        pa,
+                        snooped,
+                        data: vec![0; len as usize],
+                    });
+                    q.schedule(at, Event::IommuMem { access })?;
+                }
+                AgentOutput::MemWrite {
+                    pa,
+                    value,
+                    len,
+                    snooped,
+                    at,
+                } => {
+                    let bytes = value.to_le_bytes();
+                    let access = self.iommu_mem.insert(IommuAccess::Write {
+                        pa,
+                        snooped,
+                        data: bytes[..(len as usize).min(8)].to_vec(),
+                    });
+                    q.schedule(at, Event::IommuMem { access })?;
+                }
+                AgentOutput::Done { token, at, result } => self.translated(token, at, result, q)?,
+                AgentOutput::RegisterChanged { offset, at } => {
+                    q.schedule(at, Event::IommuRegister { offset })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The IOMMU decided about a request.
+    fn translated(
+        &mut self,
+        token: u64,
+        at: Tick,
+        result: Result<Translation, TranslationFault>,
+        q: &mut EventQueue<Event>,
+    ) -> Result<(), SimError> {
+        let req = Key::from_raw(token);
+        let r = self.reqs.get_mut(req).ok_or(SimError::Invariant(
+            "the IOMMU answered a request not in flight",
+        ))?;
+        match result {
             Ok(t) => {
                 r.pa = t.pa;
                 r.forces_snoop = t.forces_snoop;
-                q.schedule(now + t.latency, Event::MemoryIn { req })?;
-                Ok(())
+                q.schedule(at, Event::MemoryIn { req })?;
             }
             Err(f) => {
                 // A blocked request is data, not an error: record it; a write is dropped, a
                 // read is answered with Unsupported Request (VT-d spec §7.1, AMD-Vi §2.5).
                 self.fault_count += 1;
                 if self.faults.len() < MAX_FAULT_RECORDS {
+                    let requester = match f.pasid {
+                        Some(p) => format!("{}/{p:#x}", f.requester),
+                        None => f.requester.to_string(),
+                    };
                     self.faults.push(FaultRecord {
-                        tick_ps: now.as_ps(),
-                        requester: f.requester.to_string(),
+                        tick_ps: at.as_ps(),
+                        requester,
                         address: hex_address(f.iova.raw()),
+                        access: match f.access {
+                            AccessKind::Read => "read".to_owned(),
+                            AccessKind::Write => "write".to_owned(),
+                        },
                         reason_code: f.reason_code,
                         reason: f.reason.to_owned(),
+                        logged: f.logged,
                     });
                 }
-                let at = now + f.latency;
-                match access {
+                match f.access {
                     AccessKind::Write => {
                         self.reqs.remove(req);
                         self.horizon = self.horizon.max(at);
@@ -71,9 +143,64 @@ impl System {
                         q.schedule(at + self.rc.completion_latency, Event::CompletionTx { req })?;
                     }
                 }
-                Ok(())
             }
         }
+        Ok(())
+    }
+
+    /// An IOMMU access to memory starts (reads) or is performed (writes) now.
+    pub(super) fn iommu_mem(
+        &mut self,
+        now: Tick,
+        access: Key,
+        q: &mut EventQueue<Event>,
+    ) -> Result<(), SimError> {
+        let cache_err = |e: cache::CacheError| SimError::Cache(e.to_string());
+        let lost = SimError::Lost(Event::IommuMem { access });
+        self.mem.observer_mut().iommu_access = true;
+        let result = match self.iommu_mem.get_mut(access).ok_or(lost.clone())? {
+            IommuAccess::Read {
+                pa, snooped, data, ..
+            } => self
+                .mem
+                .dma_read(now, *pa, data, *snooped)
+                .map_err(cache_err)
+                .map(Some),
+            IommuAccess::Write { pa, snooped, data } => self
+                .mem
+                .dma_write(now, *pa, data, *snooped)
+                .map_err(cache_err)
+                .map(|done| {
+                    self.horizon = self.horizon.max(done);
+                    None
+                }),
+        };
+        self.mem.observer_mut().iommu_access = false;
+        match result? {
+            Some(done) => q.schedule(done, Event::IommuMemDone { access })?,
+            None => {
+                self.iommu_mem.remove(access).ok_or(lost)?;
+            }
+        }
+        self.arm_mem_wake(q)
+    }
+
+    /// The data of an IOMMU read arrived.
+    pub(super) fn iommu_mem_done(
+        &mut self,
+        now: Tick,
+        access: Key,
+        q: &mut EventQueue<Event>,
+    ) -> Result<(), SimError> {
+        let lost = SimError::Lost(Event::IommuMemDone { access });
+        let IommuAccess::Read { tag, data, .. } = self.iommu_mem.remove(access).ok_or(lost)? else {
+            return Err(SimError::Invariant("a write awaited its data"));
+        };
+        self.iommu
+            .agent()
+            .memory_read_done(now, tag, &data)
+            .map_err(|e| SimError::Iommu(e.to_string()))?;
+        self.drain_iommu(q)
     }
 
     /// A translated request reached memory: writes are performed, reads fetch their data,
@@ -94,6 +221,8 @@ impl System {
         let n = r.tlp.enabled_bytes() as usize;
         let first = PhysAddr(r.pa.raw() + lead as u64);
         let cache_err = |e: cache::CacheError| SimError::Cache(e.to_string());
+        self.check_direction(now, req)?;
+        let r = self.reqs.get_mut(req).ok_or(lost.clone())?;
         match r.tlp.kind {
             TlpKind::MemWrite => {
                 let data = r.tlp.payload.slice(lead..lead + n);
@@ -125,6 +254,49 @@ impl System {
             }
         }
         self.arm_mem_wake(q)
+    }
+
+    /// Compares where the IOMMU sent a request with where the tables, as software last wrote
+    /// them, send it (a cache-less walk over the checker's coherent reference memory); a
+    /// difference is a misdirected DMA.
+    fn check_direction(&mut self, now: Tick, req: Key) -> Result<(), SimError> {
+        let r = self
+            .reqs
+            .get(req)
+            .ok_or(SimError::Lost(Event::MemoryIn { req }))?;
+        let Some(tr) = r.tr else {
+            return Err(SimError::Invariant("a request reached memory untranslated"));
+        };
+        let reference = self.mem.observer().reference();
+        let expected = self
+            .iommu
+            .agent_ref()
+            .reference_translate(&tr, &mut |pa, buf| reference.read(pa, buf));
+        if expected.is_ok_and(|t| t.pa == r.pa) {
+            return Ok(());
+        }
+        let dma = MisdirectedDma {
+            at: now,
+            device: r.tlp.requester,
+            iova: r.tlp.address,
+            pa: r.pa,
+            expected: expected.map(|t| t.pa),
+            bytes: r.tlp.enabled_bytes(),
+            write: r.tlp.kind == TlpKind::MemWrite,
+        };
+        self.mem.observer_mut().misdirected(dma);
+        Ok(())
+    }
+
+    /// An IOMMU register changed by itself: CPUs polling it look again.
+    pub(super) fn iommu_register(
+        &mut self,
+        now: Tick,
+        offset: u32,
+        q: &mut EventQueue<Event>,
+    ) -> Result<(), SimError> {
+        let _ = (now, offset, q); // no CPU op polls IOMMU registers yet (VT-d host ops come next)
+        Ok(())
     }
 
     /// Makes sure weakly ordered flushes are performed (and observed) when they are due.

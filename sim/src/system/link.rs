@@ -81,6 +81,7 @@ impl System {
             data: Bytes::new(),
             status: pcie::CplStatus::Sc,
             forces_snoop: false,
+            tr: None,
         });
         self.tlps += 1;
         q.schedule(tx.arrival, Event::RcIngress { req })?;

@@ -29,7 +29,9 @@ use crate::slab::{Key, Slab};
 use crate::workload::DeviceFeed;
 use bytes::Bytes;
 use cache::Hierarchy;
-use model_core::{Bdf, IdentityTranslation, PhysAddr, Span, Tick, TranslationAgent};
+use model_core::{
+    Bdf, IdentityTranslation, PhysAddr, Span, Tick, TranslationAgent, TranslationRequest,
+};
 use pcie::{
     AckCounter, Endpoint, EndpointError, FcGate, FcReturn, RootComplexConfig, RootPort, Tlp,
     Transmitter, UpdateFc,
@@ -108,6 +110,21 @@ pub enum Event {
         /// The request.
         req: Key,
     },
+    /// An IOMMU table read starts, or an IOMMU status write is performed.
+    IommuMem {
+        /// The access, in the IOMMU-access slab.
+        access: Key,
+    },
+    /// An IOMMU table read's data is back at the IOMMU.
+    IommuMemDone {
+        /// The access.
+        access: Key,
+    },
+    /// An IOMMU register changed by itself (an invalidation completed).
+    IommuRegister {
+        /// Byte offset in the IOMMU's register space.
+        offset: u32,
+    },
     /// A translated request reaches memory.
     MemoryIn {
         /// The request.
@@ -150,6 +167,9 @@ pub enum SimError {
     /// The cache model refused an access (a broken invariant or a bad call).
     #[error("caches: {0}")]
     Cache(String),
+    /// The IOMMU refused what the system or host software asked of it.
+    #[error("iommu: {0}")]
+    Iommu(String),
     /// A model's state contradicts what the engine knows.
     #[error("invariant broken: {0}")]
     Invariant(&'static str),
@@ -168,6 +188,14 @@ pub enum Iommu {
 
 impl Iommu {
     pub(crate) fn agent(&mut self) -> &mut dyn TranslationAgent {
+        match self {
+            Iommu::None(t) => t,
+            #[cfg(test)]
+            Iommu::Blocking(t) => t,
+        }
+    }
+
+    pub(crate) fn agent_ref(&self) -> &dyn TranslationAgent {
         match self {
             Iommu::None(t) => t,
             #[cfg(test)]
@@ -199,6 +227,26 @@ struct InFlight {
     status: pcie::CplStatus,
     /// The IOMMU forces this access to be snooped (VT-d SNP/PGSNP, AMD-Vi FC).
     forces_snoop: bool,
+    /// What the IOMMU was asked (kept for the misdirected-DMA check at memory).
+    tr: Option<TranslationRequest>,
+}
+
+/// An access the IOMMU itself makes to memory.
+#[derive(Debug, Clone)]
+enum IommuAccess {
+    /// A table or descriptor read: the data goes back to the IOMMU under `tag`.
+    Read {
+        tag: u64,
+        pa: PhysAddr,
+        snooped: bool,
+        data: Vec<u8>,
+    },
+    /// A status write.
+    Write {
+        pa: PhysAddr,
+        snooped: bool,
+        data: Vec<u8>,
+    },
 }
 
 /// What waits on a device's upstream wire (its requests are pulled from the DMA engine).
@@ -294,6 +342,8 @@ pub struct System {
     reqs: Slab<InFlight>,
     /// Downstream TLPs (completions and MMIO writes) between root port and device.
     cpls: Slab<Tlp>,
+    /// The IOMMU's own memory accesses in flight.
+    iommu_mem: Slab<IommuAccess>,
 }
 
 /// A CPU running its operation list.
@@ -388,6 +438,9 @@ impl Handler<Event> for System {
             Event::RcAccept { dev } => self.rc_accept(now, dev, q),
             Event::UpdateFcIn { dev, update } => self.update_fc_in(dev, update, q),
             Event::IommuIn { req } => self.iommu_in(now, req, q),
+            Event::IommuMem { access } => self.iommu_mem(now, access, q),
+            Event::IommuMemDone { access } => self.iommu_mem_done(now, access, q),
+            Event::IommuRegister { offset } => self.iommu_register(now, offset, q),
             Event::MemoryIn { req } => self.memory_in(now, req, q),
             Event::CompletionTx { req } => self.completion_tx(req, q),
             Event::CompletionIn { dev, cpl } => self.completion_in(now, dev, cpl, q),
@@ -401,6 +454,7 @@ impl Handler<Event> for System {
     fn finished(&self) -> bool {
         self.reqs.is_empty()
             && self.cpls.is_empty()
+            && self.iommu_mem.is_empty()
             && self.cpus.iter().all(|c| c.next >= c.ops.len())
             && self
                 .devices
@@ -413,38 +467,51 @@ impl Handler<Event> for System {
 mod tests {
     use super::*;
     use crate::engine::{self, Limits, StopReason};
-    use model_core::{Translation, TranslationFault, TranslationRequest};
+    use model_core::{AgentOutput, AgentStats, Translation, TranslationFault, TranslationRequest};
 
     /// Refuses every request at or above `from` with the VT-d reason 6 (not present).
     #[derive(Debug, Clone)]
     pub struct Blocking {
         pub from: u64,
+        pub out: Vec<AgentOutput>,
     }
 
     impl TranslationAgent for Blocking {
         fn kind(&self) -> &'static str {
             "test-blocking"
         }
-        fn translate(
-            &mut self,
-            _now: Tick,
+        fn request(&mut self, now: Tick, token: u64, req: &TranslationRequest) {
+            let result = self.reference_translate(req, &mut |_, _| {});
+            let result = result.map_err(|code| TranslationFault {
+                requester: req.requester,
+                iova: req.iova,
+                access: req.access,
+                pasid: req.pasid,
+                reason_code: code,
+                reason: "test: not present",
+                logged: "not logged".to_owned(),
+            });
+            let at = now + Span::from_ns(5);
+            self.out.push(AgentOutput::Done { token, at, result });
+        }
+        fn poll_output(&mut self) -> Option<AgentOutput> {
+            self.out.pop()
+        }
+        fn reference_translate(
+            &self,
             req: &TranslationRequest,
-        ) -> Result<Translation, TranslationFault> {
+            _mem: &mut dyn FnMut(PhysAddr, &mut [u8]),
+        ) -> Result<Translation, u32> {
             if req.iova.raw() >= self.from {
-                return Err(TranslationFault {
-                    requester: req.requester,
-                    iova: req.iova,
-                    access: req.access,
-                    reason_code: 6,
-                    reason: "test: not present",
-                    latency: Span::from_ns(5),
-                });
+                return Err(6);
             }
             Ok(Translation {
                 pa: PhysAddr(req.iova.raw()),
                 forces_snoop: false,
-                latency: Span::ZERO,
             })
+        }
+        fn stats(&self) -> AgentStats {
+            AgentStats::default()
         }
     }
 
@@ -460,7 +527,10 @@ mod tests {
           ]}}}}"#;
         let loaded = crate::scenario::parse(std::path::Path::new("<t>"), text).unwrap();
         let mut system = System::new(&loaded.variants[0].scenario).unwrap();
-        system.iommu = Iommu::Blocking(Blocking { from: 0x8000 });
+        system.iommu = Iommu::Blocking(Blocking {
+            from: 0x8000,
+            out: Vec::new(),
+        });
         let mut q = EventQueue::new();
         system.start(&mut q).unwrap();
         let limits = Limits {
