@@ -60,7 +60,9 @@ fn expected_ps(op: &str, address: u64, bytes: u64) -> u64 {
     let cycle_ps = 1e6 / p.root_complex.clock_mhz.0 as f64;
     let rc_req = (p.root_complex.request_latency_cycles.0 as f64 * cycle_ps) as u64;
     let rc_cpl = (p.root_complex.completion_latency_cycles.0 as f64 * cycle_ps) as u64;
-    let snoopsim::scenario::IommuSpec::None { latency_ns } = &p.iommu;
+    let snoopsim::scenario::IommuSpec::None { latency_ns } = &p.iommu else {
+        panic!("this slice is computed without an IOMMU");
+    };
     let iommu = latency_ns.span().as_ps();
     let dram = p.dram.latency_ns.span().as_ps();
     let dram_xfer = (bytes as f64 * 1e6 / p.dram.bandwidth_mbps.0 as f64).ceil() as u64;

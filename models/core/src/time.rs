@@ -172,6 +172,9 @@ pub struct ClockDomain {
 const PS_PER_KHZ_PERIOD: u128 = 1_000_000_000;
 
 impl ClockDomain {
+    /// A 1 GHz clock (1 cycle = 1 ns).
+    pub const ONE_GHZ: ClockDomain = ClockDomain { khz: 1_000_000 };
+
     /// A clock running at `khz` kilohertz (1 kHz .. 1 THz).
     pub fn from_khz(khz: u64) -> Result<ClockDomain, ClockError> {
         match khz {

@@ -141,6 +141,14 @@ pub enum AgentError {
     /// Memory data arrived for a read the agent never issued.
     #[error("memory data for unknown read tag {0}")]
     UnknownTag(u64),
+    /// Host software asked for something the hardware refuses (or leaves undefined).
+    #[error("{agent}: {what}")]
+    Refused {
+        /// The agent kind.
+        agent: &'static str,
+        /// What and why.
+        what: String,
+    },
     /// A register offset the agent does not implement.
     #[error("no register at offset {offset:#x} ({agent})")]
     NoRegister {
@@ -210,8 +218,9 @@ pub trait TranslationAgent {
         })
     }
 
-    /// Host software reads the register at byte `offset`.
-    fn register_read(&self, offset: u32) -> Result<u64, AgentError> {
+    /// Host software reads the register at byte `offset` at `now`.
+    fn register_read(&mut self, now: Tick, offset: u32) -> Result<u64, AgentError> {
+        let _ = now;
         Err(AgentError::NoRegister {
             offset,
             agent: self.kind(),
@@ -328,7 +337,7 @@ mod tests {
         );
         assert_eq!(id.poll_output(), None);
         assert_eq!(id.stats().translations, 1);
-        assert!(id.register_read(0x8).is_err());
+        assert!(id.register_read(Tick::ZERO, 0x8).is_err());
         assert!(id.memory_read_done(Tick::ZERO, 1, &[]).is_err());
     }
 }

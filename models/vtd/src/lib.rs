@@ -13,4 +13,17 @@
 //! only names the interface it will implement.
 #![forbid(unsafe_code)]
 
+pub mod entry;
+pub mod tables;
+
+pub mod fault;
+pub mod qi;
+pub mod regs;
+
+pub mod caches;
+pub mod iommu;
+pub mod walk;
+
+pub use caches::{CacheConfig, Geometry};
+pub use iommu::{Vtd, VtdConfig, VtdConfigError, VtdTiming};
 pub use model_core::TranslationAgent;

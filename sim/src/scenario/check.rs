@@ -1,7 +1,8 @@
 //! Checks that relate several parts of a scenario: names that must exist or be unique,
 //! credits the spec requires, and a work budget a run can finish in.
 
-use super::{CpuOp, DeviceOp, Scenario, Step, StreamDirection, Workload};
+use super::{CpuOp, DeviceOp, IommuSpec, Scenario, Step, StreamDirection, Workload};
+use crate::system::vtd_host::VtdHost;
 use std::collections::BTreeMap;
 
 fn key(k: &str) -> Step {
@@ -106,8 +107,62 @@ pub(super) fn check(s: &Scenario) -> Result<(), (Vec<Step>, String)> {
             }
         }
     }
+    check_iommu(s)?;
     check_credits(s)?;
     check_budget(s)
+}
+
+/// The IOMMU's tables build (the same code boots them), and CPU operations name an IOMMU
+/// and domains that exist.
+fn check_iommu(s: &Scenario) -> Result<(), (Vec<Step>, String)> {
+    let host = match &s.platform.iommu {
+        IommuSpec::Vtd(spec) => {
+            let devices = s.devices.iter().map(|d| (d.name.clone(), d.bdf)).collect();
+            let (host, _) = VtdHost::boot(spec, &devices).map_err(|e| (e.steps, e.message))?;
+            Some(host)
+        }
+        IommuSpec::None { .. } => None,
+    };
+    let Workload::Program(p) = &s.workload else {
+        return Ok(());
+    };
+    for (cpu, ops) in &p.cpus {
+        for (i, op) in ops.iter().enumerate() {
+            let (name, domain) = match op {
+                CpuOp::IommuMap(m) => ("iommu_map", Some(&m.domain)),
+                CpuOp::IommuUnmap(u) => ("iommu_unmap", Some(&u.domain)),
+                CpuOp::IommuInvalidate(v) => ("iommu_invalidate", v.domain.as_ref()),
+                _ => continue,
+            };
+            let path = |field: Option<&str>| {
+                let mut v = vec![
+                    key("workload"),
+                    key("program"),
+                    key("cpus"),
+                    key(cpu),
+                    Step::Index(i),
+                    key(name),
+                ];
+                v.extend(field.map(key));
+                v
+            };
+            let Some(host) = &host else {
+                return Err((
+                    path(None),
+                    format!("{name} needs an IOMMU: platform.iommu is \"none\""),
+                ));
+            };
+            if let Some(d) = domain {
+                if host.domain_id(d).is_none() {
+                    return Err((
+                        path(Some("domain")),
+                        format!("no domain is named \"{d}\" in platform.iommu.vtd.domains"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A finite posted-data advertisement must hold the largest write: Max_Payload_Size / 16

@@ -4,6 +4,7 @@
 //! JSON path and what was expected ([`ScenarioError`]); the CLI turns it into exit code 2.
 
 mod check;
+pub mod iommu;
 mod locate;
 pub mod spec;
 pub mod values;

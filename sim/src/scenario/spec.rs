@@ -340,6 +340,8 @@ pub enum IommuSpec {
         #[serde(default)]
         latency_ns: Nanos,
     },
+    /// An Intel VT-d remapping unit.
+    Vtd(Box<super::iommu::VtdSpec>),
 }
 
 impl Default for IommuSpec {

@@ -224,6 +224,80 @@ pub enum CpuOp {
     MmioWrite(MmioWriteOp),
     /// Nothing for a while.
     Delay(DelayOp),
+    /// The IOMMU driver maps a range into a domain: table writes through the caches, each
+    /// flushed when the platform's `flush_table_writes` says so. No invalidation is implied
+    /// (with CAP.CM = 1 software must follow with `iommu_invalidate`).
+    IommuMap(IommuMapOp),
+    /// The IOMMU driver clears the leaf entries of a range (no invalidation implied).
+    IommuUnmap(IommuUnmapOp),
+    /// The IOMMU driver invalidates cached translations and waits for completion (queued:
+    /// descriptors + invalidation wait; register-based: command + polling).
+    IommuInvalidate(IommuInvalidateOp),
+}
+
+/// `iommu_map`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IommuMapOp {
+    /// The domain's name.
+    pub domain: String,
+    /// What to map.
+    pub mapping: super::iommu::MappingSpec,
+}
+
+/// `iommu_unmap`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IommuUnmapOp {
+    /// The domain's name.
+    pub domain: String,
+    /// First IOVA.
+    pub iova: HexAddr,
+    /// Bytes.
+    pub bytes: Bounded<1, { 1 << 46 }>,
+    /// The page size the range was mapped with.
+    #[serde(default)]
+    pub page: super::iommu::PageSpec,
+}
+
+/// Which caches an invalidation reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvalidateWhat {
+    /// IOTLB (and paging-structure caches): global, domain (`domain`) or page-selective
+    /// (`domain` + `iova` + `bytes`).
+    Iotlb,
+    /// Context cache: global, or domain-selective with `domain`.
+    Context,
+    /// PASID cache (scalable mode): global, per `domain`, or per `domain` + `pasid`.
+    PasidCache,
+    /// PASID-based IOTLB (scalable mode): `domain` + `pasid` (+ `iova` + `bytes`).
+    PasidIotlb,
+    /// Context cache, IOTLB (and PASID cache in scalable mode), globally.
+    All,
+}
+
+/// `iommu_invalidate`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IommuInvalidateOp {
+    /// Which caches.
+    pub what: InvalidateWhat,
+    /// Domain-selective (and page-selective with `iova`).
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// Page-selective: the first IOVA.
+    #[serde(default)]
+    pub iova: Option<HexAddr>,
+    /// Page-selective: bytes (rounded up to a power-of-two number of pages, AM).
+    #[serde(default)]
+    pub bytes: Option<Bounded<1, { 1 << 46 }>>,
+    /// PASID-selective.
+    #[serde(default)]
+    pub pasid: Option<Bounded<0, 0xf_ffff>>,
+    /// IH: only leaf entries changed, keep the paging-structure caches.
+    #[serde(default)]
+    pub leaf_only: bool,
 }
 
 /// A physical address range.

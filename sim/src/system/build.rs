@@ -1,5 +1,6 @@
 //! Assembling a system from a scenario, one named step per part.
 
+use super::vtd_host::VtdHost;
 use super::{
     mmio_largest, CpuCounters, CpuProgram, Device, Iommu, SimError, System, DMA_READ,
     DMA_READ_TRANSFER, DMA_WRITE, DMA_WRITE_TRANSFER, HOST_BRIDGE,
@@ -17,6 +18,7 @@ use pcie::{
     RootComplexConfig, RootPort, Transmitter,
 };
 use reports::LatencyHistogram;
+use vtd::tables::MemWrite;
 
 fn config_err(e: impl std::fmt::Display) -> SimError {
     SimError::Config(e.to_string())
@@ -35,10 +37,13 @@ impl System {
             .enumerate()
             .map(|(i, d)| device(s, i, d, link, dllp, &rc))
             .collect();
-        Ok(System {
+        let (iommu, vtd_host, boot) = iommu(s)?;
+        let mut system = System {
             devices,
             rc,
-            iommu: iommu(p),
+            iommu,
+            vtd_host,
+            boot_done: Tick::ZERO,
             mem: memory(s)?,
             mem_wake: None,
             honours_no_snoop: p.root_complex.honours_no_snoop,
@@ -62,7 +67,31 @@ impl System {
             reqs: Slab::default(),
             cpls: Slab::default(),
             iommu_mem: Slab::default(),
-        })
+        };
+        system.boot(&boot)?;
+        Ok(system)
+    }
+
+    /// The host software's boot: table writes through core 0's caches (flushed when the
+    /// driver would flush them), then the IOMMU's registers; the workload starts when all
+    /// of it is done.
+    fn boot(&mut self, writes: &[MemWrite]) -> Result<(), SimError> {
+        let core = cache::CoreId(0);
+        let flush = self.vtd_host.as_ref().is_some_and(|h| h.flush);
+        let t = self.host_writes(Tick::ZERO, core, writes, flush)?;
+        let regs = self
+            .vtd_host
+            .as_ref()
+            .map(|h| h.boot_registers())
+            .unwrap_or_default();
+        for (offset, value) in regs {
+            self.iommu
+                .agent()
+                .register_write(t, offset, value)
+                .map_err(|e| SimError::Iommu(e.to_string()))?;
+        }
+        self.boot_done = t;
+        Ok(())
     }
 }
 
@@ -95,9 +124,53 @@ fn root_complex(p: &Platform) -> Result<(RootComplexConfig, ClockDomain), SimErr
     Ok((rc, clock))
 }
 
-fn iommu(p: &Platform) -> Iommu {
-    match &p.iommu {
-        IommuSpec::None { latency_ns } => Iommu::None(IdentityTranslation::new(latency_ns.span())),
+/// The IOMMU, its driver, and the driver's boot-time table writes.
+fn iommu(s: &Scenario) -> Result<(Iommu, Option<VtdHost>, Vec<MemWrite>), SimError> {
+    match &s.platform.iommu {
+        IommuSpec::None { latency_ns } => Ok((
+            Iommu::None(IdentityTranslation::new(latency_ns.span())),
+            None,
+            Vec::new(),
+        )),
+        IommuSpec::Vtd(spec) => {
+            let names = s.devices.iter().map(|d| (d.name.clone(), d.bdf)).collect();
+            let (host, writes) = VtdHost::boot(spec, &names).map_err(|e| {
+                SimError::Config(format!(
+                    "{}: {}",
+                    crate::scenario::render_path(&e.steps),
+                    e.message
+                ))
+            })?;
+            let t = &spec.timing;
+            let clock = ClockDomain::from_mhz(t.clock_mhz.0)
+                .map_err(|e| SimError::Config(format!("platform.iommu.vtd.timing: {e}")))?;
+            let c = &spec.caches;
+            let geometry = |g: &crate::scenario::iommu::GeometrySpec| vtd::Geometry {
+                sets: g.sets.0 as usize,
+                ways: g.ways.0 as usize,
+            };
+            let cfg = vtd::VtdConfig {
+                caps: spec.capabilities.clone(),
+                caches: vtd::CacheConfig {
+                    iotlb: geometry(&c.iotlb),
+                    iotlb_split_by_size: c.iotlb_split_by_size,
+                    context: geometry(&c.context),
+                    pasid: geometry(&c.pasid),
+                    psc: geometry(&c.paging_structure),
+                },
+                timing: vtd::VtdTiming {
+                    clock,
+                    lookup: Cycles(t.lookup_cycles.0),
+                    walk_step: Cycles(t.walk_step_cycles.0),
+                    fault: Cycles(t.fault_cycles.0),
+                    invalidation: Cycles(t.invalidation_cycles.0),
+                },
+                max_walks: spec.max_walks.0 as u16,
+            };
+            let unit = vtd::Vtd::new(cfg)
+                .map_err(|e| SimError::Config(format!("platform.iommu.vtd.{e}")))?;
+            Ok((Iommu::Vtd(Box::new(unit)), Some(host), writes))
+        }
     }
 }
 
@@ -169,6 +242,9 @@ fn cpu_programs(s: &Scenario) -> Vec<CpuProgram> {
                 s.seed ^ (0xc0de_0000 + i as u64),
             ),
             stats: CpuCounters::default(),
+            host: None,
+            wait: None,
+            wait_since: Tick::ZERO,
         })
         .collect()
 }

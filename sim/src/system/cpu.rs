@@ -30,9 +30,21 @@ impl System {
         q: &mut EventQueue<Event>,
     ) -> Result<(), SimError> {
         let c = &mut self.cpus[usize::from(cpu)];
+        if c.wait.is_some() {
+            return self.cpu_poll(now, cpu, q);
+        }
+        if c.host.is_some() {
+            return self.host_step(now, cpu, q);
+        }
         let Some(op) = c.ops.get(c.next).cloned() else {
             return Ok(());
         };
+        if matches!(
+            op,
+            CpuOp::IommuMap(_) | CpuOp::IommuUnmap(_) | CpuOp::IommuInvalidate(_)
+        ) {
+            return self.cpu_iommu_op(now, cpu, &op, q);
+        }
         let core = c.core;
         let cache_err = |e: cache::CacheError| SimError::Cache(e.to_string());
         let next = match op {
@@ -95,6 +107,7 @@ impl System {
                 }
                 .map_err(cache_err)?
             }
+            CpuOp::IommuMap(_) | CpuOp::IommuUnmap(_) | CpuOp::IommuInvalidate(_) => now,
         };
         let c = &mut self.cpus[usize::from(cpu)];
         c.stats.stall += next.saturating_since(now);

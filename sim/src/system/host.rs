@@ -166,14 +166,17 @@ impl System {
                 .dma_read(now, *pa, data, *snooped)
                 .map_err(cache_err)
                 .map(Some),
-            IommuAccess::Write { pa, snooped, data } => self
-                .mem
-                .dma_write(now, *pa, data, *snooped)
-                .map_err(cache_err)
-                .map(|done| {
-                    self.horizon = self.horizon.max(done);
-                    None
-                }),
+            IommuAccess::Write { pa, snooped, data } => {
+                let pa = *pa;
+                let done = self.mem.dma_write(now, pa, data, *snooped);
+                let done = done.map_err(cache_err);
+                if let Ok(t) = done {
+                    self.horizon = self.horizon.max(t);
+                    self.mem.observer_mut().iommu_access = false;
+                    self.wake_memory_pollers(t, pa, q)?;
+                }
+                done.map(|_| None)
+            }
         };
         self.mem.observer_mut().iommu_access = false;
         match result? {
@@ -295,8 +298,7 @@ impl System {
         offset: u32,
         q: &mut EventQueue<Event>,
     ) -> Result<(), SimError> {
-        let _ = (now, offset, q); // no CPU op polls IOMMU registers yet (VT-d host ops come next)
-        Ok(())
+        self.wake_register_pollers(now, offset, q)
     }
 
     /// Makes sure weakly ordered flushes are performed (and observed) when they are due.

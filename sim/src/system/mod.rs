@@ -19,8 +19,10 @@
 
 mod build;
 mod cpu;
+mod cpu_iommu;
 mod host;
 mod link;
+pub mod vtd_host;
 
 use crate::check::Checker;
 use crate::engine::{EngineError, EventQueue, Handler};
@@ -120,6 +122,15 @@ pub enum Event {
         /// The access.
         access: Key,
     },
+    /// Host software's write reaches an IOMMU register.
+    IommuRegWrite {
+        /// Byte offset in the IOMMU's register space.
+        offset: u32,
+        /// The value.
+        value: u64,
+    },
+    /// Boot is over: devices and CPUs start.
+    Start,
     /// An IOMMU register changed by itself (an invalidation completed).
     IommuRegister {
         /// Byte offset in the IOMMU's register space.
@@ -182,6 +193,8 @@ pub enum Iommu {
     None(IdentityTranslation),
     /// A test double that blocks part of the address space (until the VT-d and AMD-Vi
     /// models produce real faults).
+    /// An Intel VT-d remapping unit.
+    Vtd(Box<vtd::Vtd>),
     #[cfg(test)]
     Blocking(tests::Blocking),
 }
@@ -190,6 +203,7 @@ impl Iommu {
     pub(crate) fn agent(&mut self) -> &mut dyn TranslationAgent {
         match self {
             Iommu::None(t) => t,
+            Iommu::Vtd(t) => t.as_mut(),
             #[cfg(test)]
             Iommu::Blocking(t) => t,
         }
@@ -198,6 +212,7 @@ impl Iommu {
     pub(crate) fn agent_ref(&self) -> &dyn TranslationAgent {
         match self {
             Iommu::None(t) => t,
+            Iommu::Vtd(t) => t.as_ref(),
             #[cfg(test)]
             Iommu::Blocking(t) => t,
         }
@@ -207,6 +222,7 @@ impl Iommu {
     pub fn kind(&self) -> &'static str {
         match self {
             Iommu::None(t) => t.kind(),
+            Iommu::Vtd(t) => t.kind(),
             #[cfg(test)]
             Iommu::Blocking(t) => t.kind(),
         }
@@ -314,6 +330,10 @@ pub struct System {
     pub rc: RootComplexConfig,
     /// The IOMMU.
     pub iommu: Iommu,
+    /// The VT-d driver, when the IOMMU is VT-d.
+    pub vtd_host: Option<vtd_host::VtdHost>,
+    /// When the host software's boot (table writes, IOMMU registers) is done.
+    pub boot_done: Tick,
     /// Main memory.
     /// Caches, DRAM behind them, and the corruption checker observing both.
     pub mem: Hierarchy<Checker>,
@@ -361,6 +381,12 @@ pub struct CpuProgram {
     rng: rand_xoshiro::Xoshiro256PlusPlus,
     /// What it did.
     pub stats: CpuCounters,
+    /// IOMMU driver work in progress.
+    host: Option<cpu_iommu::HostWork>,
+    /// What it waits for (an invalidation to complete).
+    wait: Option<cpu_iommu::CpuWait>,
+    /// When its current IOMMU operation began (for stall time).
+    wait_since: Tick,
 }
 
 /// What a CPU program did.
@@ -395,11 +421,21 @@ pub const DMA_READ_TRANSFER: &str = "dma_read_transfer";
 impl System {
     /// Schedules the first event of every device and CPU.
     pub fn start(&mut self, queue: &mut EventQueue<Event>) -> Result<(), SimError> {
+        if self.boot_done > queue.now() {
+            queue.schedule(self.boot_done, Event::Start)?;
+            return Ok(());
+        }
+        self.start_workload(queue)
+    }
+
+    /// Devices and CPUs begin.
+    fn start_workload(&mut self, queue: &mut EventQueue<Event>) -> Result<(), SimError> {
+        let now = queue.now();
         for dev in 0..self.devices.len() {
             self.kick_up(dev as u16, queue)?;
         }
         for cpu in 0..self.cpus.len() {
-            queue.schedule(Tick::ZERO, Event::CpuStep { cpu: cpu as u16 })?;
+            queue.schedule(now, Event::CpuStep { cpu: cpu as u16 })?;
         }
         Ok(())
     }
@@ -441,6 +477,8 @@ impl Handler<Event> for System {
             Event::IommuMem { access } => self.iommu_mem(now, access, q),
             Event::IommuMemDone { access } => self.iommu_mem_done(now, access, q),
             Event::IommuRegister { offset } => self.iommu_register(now, offset, q),
+            Event::IommuRegWrite { offset, value } => self.iommu_reg_write(now, offset, value, q),
+            Event::Start => self.start_workload(q),
             Event::MemoryIn { req } => self.memory_in(now, req, q),
             Event::CompletionTx { req } => self.completion_tx(req, q),
             Event::CompletionIn { dev, cpl } => self.completion_in(now, dev, cpl, q),
@@ -455,7 +493,10 @@ impl Handler<Event> for System {
         self.reqs.is_empty()
             && self.cpls.is_empty()
             && self.iommu_mem.is_empty()
-            && self.cpus.iter().all(|c| c.next >= c.ops.len())
+            && self
+                .cpus
+                .iter()
+                .all(|c| c.next >= c.ops.len() && c.host.is_none() && c.wait.is_none())
             && self
                 .devices
                 .iter()

@@ -1,0 +1,259 @@
+//! CPU program operations that drive the IOMMU the way its driver does: table writes as
+//! ordinary stores (one per step, so DMA and walks interleave with them), CLFLUSH when the
+//! driver flushes, MMIO writes to the unit's registers, and waiting for an invalidation to
+//! complete — spinning on the invalidation-wait status word (queued) or polling the busy
+//! bit (register-based).
+
+use super::vtd_host::Invalidation;
+use super::{Event, SimError, System};
+use crate::engine::EventQueue;
+use crate::scenario::CpuOp;
+use model_core::{PhysAddr, Tick};
+use std::collections::VecDeque;
+use vtd::tables::MemWrite;
+
+/// What a CPU waits for before its next operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpuWait {
+    /// The invalidation-wait status word at `pa` to hold `data`.
+    Memory {
+        /// Status word.
+        pa: PhysAddr,
+        /// Expected value.
+        data: u32,
+    },
+    /// Register `offset` to read with `busy` clear.
+    Register {
+        /// Register offset.
+        offset: u32,
+        /// Busy bit(s).
+        busy: u64,
+    },
+}
+
+/// Driver work in progress on a CPU: table or descriptor stores, then what follows them.
+#[derive(Debug, Clone, Default)]
+pub struct HostWork {
+    writes: VecDeque<MemWrite>,
+    flush: bool,
+    /// The line just stored, to CLFLUSH next.
+    flushing: Option<PhysAddr>,
+    fenced: bool,
+    /// Register writes once the stores are done (and the wait that follows them).
+    then: Vec<(u32, u64)>,
+    wait: Option<CpuWait>,
+}
+
+impl System {
+    /// Performs driver writes at boot, back to back on `core` (nothing else runs yet).
+    pub(super) fn host_writes(
+        &mut self,
+        now: Tick,
+        core: cache::CoreId,
+        writes: &[MemWrite],
+        flush: bool,
+    ) -> Result<Tick, SimError> {
+        let err = |e: cache::CacheError| SimError::Cache(e.to_string());
+        let mut t = now;
+        for w in writes {
+            t = self.mem.store(t, core, w.pa, &w.bytes).map_err(err)?;
+            if flush {
+                t = self.mem.clflush(t, core, w.pa).map_err(err)?;
+            }
+        }
+        if flush && !writes.is_empty() {
+            t = self.mem.mfence(t, core).map_err(err)?;
+        }
+        Ok(t)
+    }
+
+    /// Starts an IOMMU operation of CPU `cpu` (the op at its `next`).
+    pub(super) fn cpu_iommu_op(
+        &mut self,
+        now: Tick,
+        cpu: u16,
+        op: &CpuOp,
+        q: &mut EventQueue<Event>,
+    ) -> Result<(), SimError> {
+        let name = self.cpus[usize::from(cpu)].name.clone();
+        let index = self.cpus[usize::from(cpu)].next;
+        let fail = |m: String| SimError::Iommu(format!("cpu \"{name}\", operation {index}: {m}"));
+        let host = self
+            .vtd_host
+            .as_mut()
+            .ok_or_else(|| fail("an IOMMU operation needs platform.iommu.vtd".to_owned()))?;
+        let mut work = HostWork {
+            flush: host.flush,
+            ..HostWork::default()
+        };
+        let mut writes = Vec::new();
+        match op {
+            CpuOp::IommuMap(m) => host.map(&m.domain, &m.mapping, &mut writes).map_err(fail)?,
+            CpuOp::IommuUnmap(u) => host
+                .unmap(&u.domain, u.iova.0, u.bytes.0, u.page.into(), &mut writes)
+                .map_err(fail)?,
+            CpuOp::IommuInvalidate(i) => {
+                work.flush = false; // descriptors are fetched snooped
+                match host.invalidate(i).map_err(fail)? {
+                    Invalidation::Queued {
+                        writes: w,
+                        tail,
+                        status,
+                        data,
+                    } => {
+                        writes = w;
+                        work.then = vec![(vtd::regs::offset::IQT as u32, tail)];
+                        work.wait = Some(CpuWait::Memory { pa: status, data });
+                    }
+                    Invalidation::Register {
+                        writes: regs,
+                        poll,
+                        busy,
+                    } => {
+                        work.then = regs;
+                        work.wait = Some(CpuWait::Register { offset: poll, busy });
+                    }
+                }
+            }
+            _ => return Err(fail("not an IOMMU operation".to_owned())),
+        }
+        work.writes = writes.into();
+        let c = &mut self.cpus[usize::from(cpu)];
+        c.next += 1;
+        c.host = Some(work);
+        c.wait_since = now;
+        self.host_step(now, cpu, q)
+    }
+
+    /// One step of driver work: a store, a CLFLUSH, the fence, or the MMIO writes.
+    pub(super) fn host_step(
+        &mut self,
+        now: Tick,
+        cpu: u16,
+        q: &mut EventQueue<Event>,
+    ) -> Result<(), SimError> {
+        let err = |e: cache::CacheError| SimError::Cache(e.to_string());
+        let c = &mut self.cpus[usize::from(cpu)];
+        let core = c.core;
+        let Some(work) = c.host.as_mut() else {
+            return Ok(());
+        };
+        let next = if let Some(pa) = work.flushing.take() {
+            self.mem.clflush(now, core, pa).map_err(err)?
+        } else if let Some(w) = work.writes.pop_front() {
+            c.stats.stores += 1;
+            if work.flush {
+                work.flushing = Some(w.pa);
+            }
+            self.mem.store(now, core, w.pa, &w.bytes).map_err(err)?
+        } else if work.flush && !work.fenced {
+            work.fenced = true;
+            self.mem.mfence(now, core).map_err(err)?
+        } else {
+            // Posted MMIO writes to the unit, in order, after the stores.
+            let work = c.host.take().unwrap_or_default();
+            for (offset, value) in work.then {
+                q.schedule(
+                    now + self.mmio_latency,
+                    Event::IommuRegWrite { offset, value },
+                )?;
+            }
+            c.wait = work.wait;
+            if c.wait.is_none() {
+                c.stats.stall += now.saturating_since(c.wait_since);
+                q.schedule(now, Event::CpuStep { cpu })?;
+            }
+            return self.arm_mem_wake(q);
+        };
+        self.horizon = self.horizon.max(next);
+        q.schedule(next, Event::CpuStep { cpu })?;
+        self.arm_mem_wake(q)
+    }
+
+    /// A waiting CPU looks again at what it waits for.
+    pub(super) fn cpu_poll(
+        &mut self,
+        now: Tick,
+        cpu: u16,
+        q: &mut EventQueue<Event>,
+    ) -> Result<(), SimError> {
+        let c = &mut self.cpus[usize::from(cpu)];
+        let core = c.core;
+        let Some(wait) = c.wait else {
+            return Ok(());
+        };
+        let seen = match wait {
+            CpuWait::Memory { pa, data } => {
+                let mut b = [0u8; 4];
+                let t = self
+                    .mem
+                    .load(now, core, pa, &mut b)
+                    .map_err(|e| SimError::Cache(e.to_string()))?;
+                c.stats.loads += 1;
+                (u32::from_le_bytes(b) == data).then_some(t)
+            }
+            CpuWait::Register { offset, busy } => {
+                let v = self
+                    .iommu
+                    .agent()
+                    .register_read(now, offset)
+                    .map_err(|e| SimError::Iommu(e.to_string()))?;
+                // An uncached read is a round trip to the unit.
+                (v & busy == 0).then_some(now + self.mmio_latency + self.mmio_latency)
+            }
+        };
+        if let Some(t) = seen {
+            let c = &mut self.cpus[usize::from(cpu)];
+            c.wait = None;
+            c.stats.stall += t.saturating_since(c.wait_since);
+            self.horizon = self.horizon.max(t);
+            q.schedule(t, Event::CpuStep { cpu })?;
+        }
+        self.arm_mem_wake(q)
+    }
+
+    /// The IOMMU wrote memory at `pa` at `at`: CPUs spinning on it look again.
+    pub(super) fn wake_memory_pollers(
+        &mut self,
+        at: Tick,
+        pa: PhysAddr,
+        q: &mut EventQueue<Event>,
+    ) -> Result<(), SimError> {
+        for (i, c) in self.cpus.iter().enumerate() {
+            if matches!(c.wait, Some(CpuWait::Memory { pa: p, .. }) if p == pa) {
+                q.schedule(at, Event::CpuStep { cpu: i as u16 })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// An IOMMU register changed: CPUs polling it look again.
+    pub(super) fn wake_register_pollers(
+        &mut self,
+        now: Tick,
+        offset: u32,
+        q: &mut EventQueue<Event>,
+    ) -> Result<(), SimError> {
+        for (i, c) in self.cpus.iter().enumerate() {
+            if matches!(c.wait, Some(CpuWait::Register { offset: o, .. }) if o == offset) {
+                q.schedule(now, Event::CpuStep { cpu: i as u16 })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Host software's MMIO write reaches an IOMMU register.
+    pub(super) fn iommu_reg_write(
+        &mut self,
+        now: Tick,
+        offset: u32,
+        value: u64,
+        q: &mut EventQueue<Event>,
+    ) -> Result<(), SimError> {
+        self.iommu
+            .agent()
+            .register_write(now, offset, value)
+            .map_err(|e| SimError::Iommu(e.to_string()))?;
+        self.drain_iommu(q)
+    }
+}
