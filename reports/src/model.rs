@@ -319,6 +319,9 @@ pub struct NamedCacheStats {
 pub struct FaultLogStats {
     /// Recorded in a fault recording register / event log entry (faults).
     pub logged: u64,
+    /// Not recorded because a pending record of the same requester stands for it (VT-d
+    /// §11.4.14 allows hardware to collapse them) (faults).
+    pub collapsed: u64,
     /// Dropped because the log was full (faults).
     pub overflowed: u64,
     /// Not logged because software disabled fault processing for the requester (faults).

@@ -161,16 +161,20 @@ fn render_faults(out: &mut String, v: &VariantReport) {
         ("tick_ns", Align::Right),
         ("requester", Align::Left),
         ("address", Align::Left),
+        ("access", Align::Left),
         ("code", Align::Right),
         ("reason", Align::Left),
+        ("logged", Align::Left),
     ]);
     for record in faults.records.iter().take(FAULTS_SHOWN) {
         table.row(vec![
             ps_as_ns(record.tick_ps),
             record.requester.clone(),
             record.address.clone(),
-            record.reason_code.to_string(),
+            record.access.clone(),
+            format!("{:#x}", record.reason_code),
             record.reason.clone(),
+            record.logged.clone(),
         ]);
     }
     out.push_str(&table.render("  "));
@@ -281,11 +285,12 @@ fn render_counters(out: &mut String, v: &VariantReport) {
         );
     }
     let f = &i.fault_log;
-    if f.logged + f.overflowed + f.suppressed + i.invalidations > 0 {
+    if f.logged + f.collapsed + f.overflowed + f.suppressed + i.invalidations > 0 {
         let _ = writeln!(
             out,
-            "  fault log: recorded {}, overflowed {}, suppressed {}; invalidations {}",
-            f.logged, f.overflowed, f.suppressed, i.invalidations
+            "  fault log: recorded {}, collapsed {}, overflowed {}, suppressed {}; \
+             invalidations {}",
+            f.logged, f.collapsed, f.overflowed, f.suppressed, i.invalidations
         );
     }
     let c = &v.cpu;

@@ -184,6 +184,7 @@ fn iommu_stats(system: &System) -> IommuStats {
             .collect(),
         fault_log: FaultLogStats {
             logged: a.faults_logged,
+            collapsed: a.faults_collapsed,
             overflowed: a.faults_overflowed,
             suppressed: a.faults_suppressed,
         },

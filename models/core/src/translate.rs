@@ -184,8 +184,11 @@ pub struct AgentStats {
     /// The other caches by name (context cache, PASID cache, paging-structure caches per
     /// level), in a fixed order.
     pub caches: Vec<(&'static str, CacheCounts)>,
-    /// Faults the fault log recorded, dropped on overflow, and suppressed (VT-d FPD).
+    /// Faults the fault log recorded, collapsed into a pending record of the same
+    /// requester, dropped on overflow, and suppressed (VT-d FPD).
     pub faults_logged: u64,
+    /// See `faults_logged`.
+    pub faults_collapsed: u64,
     /// See `faults_logged`.
     pub faults_overflowed: u64,
     /// See `faults_logged`.

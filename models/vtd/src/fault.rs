@@ -62,9 +62,9 @@ fault_reasons! {
         /// 0x4: the input address is above 2^MGAW − 1 (or the table's width).
         AddressBeyondMgaw = 0x04 => "address beyond MGAW",
         /// 0x5: a write hit a page whose W bit is clear.
-        WriteDenied = 0x05 => "write to a read-only page",
+        WriteDenied = 0x05 => "write denied: a second-level entry has W = 0 (or is not present)",
         /// 0x6: a read hit a page whose R bit is clear.
-        ReadDenied = 0x06 => "read of a write-only page",
+        ReadDenied = 0x06 => "read denied: a second-level entry has R = 0 (or is not present)",
         /// 0x7: reading a second-level paging entry failed.
         PagingEntryAccess = 0x07 => "paging entry unreadable",
         /// 0x8: reading the root entry failed (bad root table address).

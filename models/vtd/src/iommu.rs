@@ -859,6 +859,7 @@ impl TranslationAgent for Vtd {
             walk_memory_reads: self.n.walk_reads,
             caches: self.caches.counts(),
             faults_logged: self.faults.logged(),
+            faults_collapsed: self.faults.collapsed(),
             faults_overflowed: self.faults.overflowed(),
             faults_suppressed: self.faults.suppressed(),
             invalidations: self.n.invalidations,

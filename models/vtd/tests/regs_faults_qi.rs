@@ -610,7 +610,7 @@ fn fault_reason_table_matches_linux_and_qemu() {
     assert_eq!(FaultReason::SmFlAdUpdateNoSnoop.code(), 0x90);
     assert_eq!(
         FaultReason::ReadDenied.to_string(),
-        "0x06 read of a write-only page"
+        "0x06 read denied: a second-level entry has R = 0 (or is not present)"
     );
 }
 

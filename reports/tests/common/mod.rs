@@ -140,6 +140,7 @@ pub fn variant(name: &str, stop_reason: StopReason) -> VariantReport {
             ],
             fault_log: FaultLogStats {
                 logged: 6,
+                collapsed: 0,
                 overflowed: 1,
                 suppressed: 0,
             },

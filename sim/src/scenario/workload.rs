@@ -243,6 +243,10 @@ pub struct IommuMapOp {
     pub domain: String,
     /// What to map.
     pub mapping: super::iommu::MappingSpec,
+    /// Overrides the platform's `flush_table_writes` for this operation (`false` models a
+    /// driver path that forgets to flush on a non-coherent walker).
+    #[serde(default)]
+    pub flush: Option<bool>,
 }
 
 /// `iommu_unmap`.
@@ -258,6 +262,9 @@ pub struct IommuUnmapOp {
     /// The page size the range was mapped with.
     #[serde(default)]
     pub page: super::iommu::PageSpec,
+    /// Overrides the platform's `flush_table_writes` for this operation.
+    #[serde(default)]
+    pub flush: Option<bool>,
 }
 
 /// Which caches an invalidation reaches.

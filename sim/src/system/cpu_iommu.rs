@@ -88,10 +88,15 @@ impl System {
         };
         let mut writes = Vec::new();
         match op {
-            CpuOp::IommuMap(m) => host.map(&m.domain, &m.mapping, &mut writes).map_err(fail)?,
-            CpuOp::IommuUnmap(u) => host
-                .unmap(&u.domain, u.iova.0, u.bytes.0, u.page.into(), &mut writes)
-                .map_err(fail)?,
+            CpuOp::IommuMap(m) => {
+                work.flush = m.flush.unwrap_or(work.flush);
+                host.map(&m.domain, &m.mapping, &mut writes).map_err(fail)?
+            }
+            CpuOp::IommuUnmap(u) => {
+                work.flush = u.flush.unwrap_or(work.flush);
+                host.unmap(&u.domain, u.iova.0, u.bytes.0, u.page.into(), &mut writes)
+                    .map_err(fail)?
+            }
             CpuOp::IommuInvalidate(i) => {
                 work.flush = false; // descriptors are fetched snooped
                 match host.invalidate(i).map_err(fail)? {
