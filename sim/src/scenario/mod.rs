@@ -185,8 +185,13 @@ pub fn parse(file: &Path, text: &str) -> Result<Loaded, ScenarioError> {
         json_err(steps, e.inner())
     })?;
     de.end().map_err(|e| json_err(Vec::new(), &e))?;
-    check(&scenario)
-        .map_err(|(steps, msg)| err(locate(text, &steps), Some(render_path(&steps)), msg))?;
+    check(&scenario).map_err(|(steps, msg)| {
+        // A value left to its default is not in the text: point at its nearest ancestor.
+        let position = (0..=steps.len())
+            .rev()
+            .find_map(|n| locate(text, &steps[..n]));
+        err(position, Some(render_path(&steps)), msg)
+    })?;
     let variants = expand_sweep(&scenario).map_err(|e| {
         let position = locate(text, &e.steps).or_else(|| locate(text, &e.steps[..1]));
         err(position, Some(render_path(&e.steps)), e.message)
