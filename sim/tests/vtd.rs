@@ -272,3 +272,24 @@ fn bad_vtd_configurations_name_the_json_path() {
         "{msg}"
     );
 }
+
+#[test]
+fn the_effective_snoop_decision_through_vtd_row_by_row() {
+    let v = run_file("vtd-snoop-matrix.json");
+    assert_eq!(v.len(), 8);
+    for r in &v {
+        let p = |k: &str| r.params[k].as_bool().unwrap();
+        let sc = p("platform.iommu.vtd.capabilities.snoop_control");
+        let snp = p("platform.iommu.vtd.domains[0].mappings[0].snp");
+        let ns = p("workload.program.devices.nic[1].dma_write.attrs.no_snoop");
+        // SNP with SC clear is a reserved bit in a legacy leaf: every write faults (0xC).
+        let faults = snp && !sc;
+        let snooped = !ns || (snp && sc);
+        let want_faults = if faults { 4 } else { 0 };
+        assert_eq!(r.faults.count, want_faults, "{}", r.name);
+        assert!(r.faults.records.iter().all(|f| f.reason_code == 0xc));
+        // 1 KiB = 16 lines, cached by the first load: stale iff the write bypassed them.
+        let stale = if !faults && !snooped { 16 } else { 0 };
+        assert_eq!(r.corruption.stale_cpu_read.events, stale, "{}", r.name);
+    }
+}
