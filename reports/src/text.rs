@@ -313,7 +313,11 @@ fn render_counters(out: &mut String, v: &VariantReport) {
 
 fn render_comparison(out: &mut String, variants: &[VariantReport]) {
     let _ = writeln!(out, "== comparison (latency in ns) ==");
-    let mut columns = vec![("variant", Align::Left), ("corruption", Align::Right)];
+    let mut columns = vec![
+        ("variant", Align::Left),
+        ("corruption", Align::Right),
+        ("faults", Align::Right),
+    ];
     let names: Vec<[String; 2]> = COMPARED_CLASSES
         .iter()
         .map(|class| [format!("{class} p50"), format!("{class} p99")])
@@ -326,12 +330,17 @@ fn render_comparison(out: &mut String, variants: &[VariantReport]) {
     columns.push(("stall ns", Align::Right));
     let mut table = Table::new(&columns);
     let mut any_early = false;
+    let keys: Vec<&str> = variants
+        .iter()
+        .flat_map(|v| v.params.keys().map(String::as_str))
+        .collect();
     for v in variants {
         let early = v.sim.stop_reason.is_early();
         any_early |= early;
         let mut row = vec![
-            format!("{}{}", v.name, if early { " *" } else { "" }),
+            format!("{}{}", short_label(v, &keys), if early { " *" } else { "" }),
             v.corruption.total_events.to_string(),
+            v.faults.count.to_string(),
         ];
         for class in COMPARED_CLASSES {
             let summary = v.latency_ns.get(class).filter(|s| s.count > 0);
@@ -351,6 +360,54 @@ fn render_comparison(out: &mut String, variants: &[VariantReport]) {
     }
 }
 
+/// A variant's parameters with each key cut to its shortest dotted suffix that no other
+/// swept key ends with, and long values elided: the comparison table stays readable when
+/// sweeps reach deep into the scenario (the full names head each variant's section).
+fn short_label(v: &VariantReport, keys: &[&str]) -> String {
+    if v.params.is_empty() {
+        return v.name.clone();
+    }
+    let parts: Vec<String> = v
+        .params
+        .iter()
+        .map(|(key, value)| {
+            let short = shortest_unique_suffix(key, keys);
+            let value = match value {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let value = if value.chars().count() > MAX_LABEL_VALUE {
+                let cut: String = value.chars().take(MAX_LABEL_VALUE - 1).collect();
+                format!("{cut}…")
+            } else {
+                value
+            };
+            format!("{short}={value}")
+        })
+        .collect();
+    parts.join(", ")
+}
+
+/// Longest value shown in a comparison label (characters).
+const MAX_LABEL_VALUE: usize = 32;
+
+/// `a.b[0].c` → `c` unless another key also ends in `.c` (then `b[0].c`, and so on).
+fn shortest_unique_suffix<'k>(key: &'k str, keys: &[&str]) -> &'k str {
+    let cuts = key.match_indices('.').map(|(i, _)| i + 1);
+    let mut candidates: Vec<usize> = cuts.collect();
+    candidates.reverse();
+    for start in candidates {
+        let suffix = &key[start..];
+        let clash = keys
+            .iter()
+            .any(|k| *k != key && (*k == suffix || k.ends_with(&format!(".{suffix}"))));
+        if !clash {
+            return suffix;
+        }
+    }
+    key
+}
+
 /// A latency in ns, one decimal (hdrhistogram resolves 3 significant figures).
 fn ns(value: f64) -> String {
     format!("{value:.1}")
@@ -359,4 +416,24 @@ fn ns(value: f64) -> String {
 /// Picoseconds printed as nanoseconds with exactly 3 decimals, without floating point.
 fn ps_as_ns(ps: u64) -> String {
     format!("{}.{:03}", ps / 1000, ps % 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shortest_unique_suffix;
+
+    #[test]
+    fn a_key_is_cut_to_the_shortest_suffix_no_other_key_shares() {
+        let keys = [
+            "platform.pcie.lanes",
+            "devices[0].read_tags",
+            "a.x.snp",
+            "b.y.snp",
+        ];
+        assert_eq!(shortest_unique_suffix(keys[0], &keys), "lanes");
+        assert_eq!(shortest_unique_suffix(keys[1], &keys), "read_tags");
+        assert_eq!(shortest_unique_suffix(keys[2], &keys), "x.snp");
+        assert_eq!(shortest_unique_suffix(keys[3], &keys), "y.snp");
+        assert_eq!(shortest_unique_suffix("name", &["name"]), "name");
+    }
 }

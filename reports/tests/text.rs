@@ -36,19 +36,23 @@ fn comparison_table_only_with_two_or_more_variants() {
         StopReason::Completed,
     )]));
     assert!(!one.contains("== comparison"));
+    let mut on = common::variant("snoop_on", StopReason::Completed);
+    on.params
+        .insert("iommu.snoop_control".to_owned(), serde_json::json!(true));
     let two = render_text(&common::report(vec![
         common::variant("snoop_off", StopReason::Completed),
-        common::variant("snoop_on", StopReason::Completed),
+        on,
     ]));
     assert!(two.contains("== comparison"));
     let table = two.split("== comparison").nth(1).unwrap();
     assert!(table.contains("dma_write p50") && table.contains("dma_read p99"));
-    assert!(table
-        .lines()
-        .any(|l| l.trim_start().starts_with("snoop_off ")));
-    assert!(table
-        .lines()
-        .any(|l| l.trim_start().starts_with("snoop_on ")));
+    // Rows are labelled by their parameters, each key cut to its last dotted segment
+    // (the fixture sweeps `iommu.snoop_control`; the full names head each variant).
+    let rows: Vec<&str> = table.lines().map(str::trim_start).collect();
+    assert!(rows.iter().any(|l| l.contains("snoop_control=false")));
+    assert!(rows.iter().any(|l| l.contains("snoop_control=true")));
+    assert!(!table.contains("iommu.snoop_control"));
+    assert!(two.contains("== variant \"snoop_off\""));
 }
 
 #[test]
