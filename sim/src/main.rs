@@ -458,7 +458,9 @@ fn bench(runs: usize, events: u64, json: bool) -> ExitCode {
         eprintln!("warning: this is a debug build; benchmark figures need `cargo run --release`");
     }
     let queue = snoopsim::bench::queue(events, 64, runs);
-    let system = match snoopsim::bench::system(runs) {
+    let (system, system_vtd) = match snoopsim::bench::system(runs)
+        .and_then(|s| Ok((s, snoopsim::bench::system_vtd(runs)?)))
+    {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: {e}");
@@ -466,14 +468,14 @@ fn bench(runs: usize, events: u64, json: bool) -> ExitCode {
         }
     };
     if json {
-        let v = serde_json::json!({ "runs": runs, "figures": [queue, system] });
+        let v = serde_json::json!({ "runs": runs, "figures": [queue, system, system_vtd] });
         println!("{v:#}");
     } else {
         println!("engine benchmark, {runs} runs each (events per wall-clock second)");
-        for f in [&queue, &system] {
+        for f in [&queue, &system, &system_vtd] {
             let all: Vec<String> = f.runs.iter().map(|r| format!("{:.2}M", r / 1e6)).collect();
             println!(
-                "  {:<7} median {:>7.2} M events/s over {} events/run  [{}]",
+                "  {:<10} median {:>7.2} M events/s over {} events/run  [{}]",
                 f.name,
                 f.median / 1e6,
                 f.events,
