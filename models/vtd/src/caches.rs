@@ -326,22 +326,15 @@ impl Caches {
         }
     }
 
-    /// Applies a context-cache invalidation (§6.5.2.1); returns entries dropped.
+    /// Applies a context-cache invalidation (§6.5.2.1); returns entries dropped. Device
+    /// scope masks function bits under FM ([`ContextScope::covers`]).
     pub fn invalidate_context(&mut self, scope: ContextScope) -> usize {
-        match scope {
-            ContextScope::Global => self.context.retain(|_, _| false),
+        self.context.retain(|k, c| match (scope, c.mode) {
             // Scalable-mode context entries carry no domain id; hardware may always
             // invalidate more than asked (§6.5), so a domain-selective request drops them all.
-            ContextScope::Domain { did } => self
-                .context
-                .retain(|_, c| matches!(c.mode, ContextMode::Legacy { .. }) && c.did != did),
-            ContextScope::Device { sid, fm, .. } => {
-                // FM masks the low 0-3 bits of the function number (§6.5.2.1).
-                let mask = !((1u16 << fm.min(3)) - 1);
-                self.context
-                    .retain(|k, _| (k as u16 & mask) != (sid & mask))
-            }
-        }
+            (ContextScope::Domain { .. }, ContextMode::Scalable { .. }) => false,
+            _ => !scope.covers(c.did, k as u16),
+        })
     }
 
     /// Applies a PASID-cache invalidation (§6.5.2.2).
@@ -361,28 +354,11 @@ impl Caches {
     /// paging-structure caches (software says only leaves changed).
     pub fn invalidate_iotlb(&mut self, scope: IotlbScope) -> usize {
         let tags = self.tags.clone();
-        let in_domain = |tag: u16, did: u16| tags.pair(tag).0 == did;
-        let mut n = 0;
-        match scope {
-            IotlbScope::Global => {
-                n += self.retain_iotlb(|_, _, _| false);
-                n += self.retain_psc(|_, _, _| false);
-            }
-            IotlbScope::Domain { did } => {
-                n += self.retain_iotlb(|tag, _, _| !in_domain(tag, did));
-                n += self.retain_psc(|tag, _, _| !in_domain(tag, did));
-            }
-            IotlbScope::Page { did, addr, am, ih } => {
-                let (lo, hi) = range(addr, am);
-                n += self.retain_iotlb(|tag, base, bytes| {
-                    !(in_domain(tag, did) && overlaps(base, bytes, lo, hi))
-                });
-                if !ih {
-                    n += self.retain_psc(|tag, base, bytes| {
-                        !(in_domain(tag, did) && overlaps(base, bytes, lo, hi))
-                    });
-                }
-            }
+        let hit = |tag: u16, base: u64, bytes: u64| scope.covers(tags.pair(tag).0, base, bytes);
+        let keep_psc = matches!(scope, IotlbScope::Page { ih: true, .. });
+        let mut n = self.retain_iotlb(|t, b, len| !hit(t, b, len));
+        if !keep_psc {
+            n += self.retain_psc(|t, b, len| !hit(t, b, len));
         }
         n
     }
@@ -391,29 +367,16 @@ impl Caches {
     /// of one (domain, PASID).
     pub fn invalidate_pasid_iotlb(&mut self, scope: PasidIotlbScope) -> usize {
         let tags = self.tags.clone();
-        let is = |tag: u16, did: u16, pasid: u32| tags.pair(tag) == (did, Some(pasid));
-        match scope {
-            PasidIotlbScope::Pasid { did, pasid } => {
-                self.retain_iotlb(|t, _, _| !is(t, did, pasid))
-                    + self.retain_psc(|t, _, _| !is(t, did, pasid))
-            }
-            PasidIotlbScope::Page {
-                did,
-                pasid,
-                addr,
-                am,
-                ih,
-            } => {
-                let (lo, hi) = range(addr, am);
-                let mut n =
-                    self.retain_iotlb(|t, b, len| !(is(t, did, pasid) && overlaps(b, len, lo, hi)));
-                if !ih {
-                    n += self
-                        .retain_psc(|t, b, len| !(is(t, did, pasid) && overlaps(b, len, lo, hi)));
-                }
-                n
-            }
+        let hit = |tag: u16, base: u64, bytes: u64| match tags.pair(tag) {
+            (did, Some(pasid)) => scope.covers(did, pasid, base, bytes),
+            (_, None) => false,
+        };
+        let keep_psc = matches!(scope, PasidIotlbScope::Page { ih: true, .. });
+        let mut n = self.retain_iotlb(|t, b, len| !hit(t, b, len));
+        if !keep_psc {
+            n += self.retain_psc(|t, b, len| !hit(t, b, len));
         }
+        n
     }
 
     /// Keeps IOTLB entries for which `keep(tag, page base, page bytes)` holds.
@@ -472,18 +435,6 @@ fn kind_code(k: TableKind) -> u64 {
         TableKind::Second => 0,
         TableKind::First => 1,
     }
-}
-
-/// The byte range a page-selective invalidation covers: 2^AM pages from ADDR aligned down
-/// (§6.5.2.3).
-fn range(addr: u64, am: u8) -> (u64, u64) {
-    let bytes = 1u64 << (12 + u32::from(am.min(51)));
-    let lo = addr & !(bytes - 1);
-    (lo, lo.saturating_add(bytes))
-}
-
-fn overlaps(base: u64, bytes: u64, lo: u64, hi: u64) -> bool {
-    base < hi && lo < base.saturating_add(bytes)
 }
 
 #[cfg(test)]

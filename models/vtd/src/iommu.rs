@@ -36,6 +36,16 @@ const QI_TAG: u64 = 1 << 63;
 const CCMD_ICC: u64 = 1 << 63;
 /// IOTLB_REG.IVT: invalidate IOTLB, busy until done (§11.4.8.1).
 const IOTLB_IVT: u64 = 1 << 63;
+/// CCMD.CIRG (62:61) → CAIG (60:59): the granularity performed, read back when ICC clears
+/// (§11.4.7; Linux `__iommu_flush_context` checks it). Requests are performed as asked.
+const CCMD_CIRG_SHIFT: u32 = 61;
+/// See [`CCMD_CIRG_SHIFT`].
+const CCMD_CAIG_SHIFT: u32 = 59;
+/// IOTLB_REG.IIRG (61:60) → IAIG (58:57), read back when IVT clears (§11.4.8.1; Linux
+/// `__iommu_flush_iotlb` reports "Flush IOTLB failed" when IAIG is 0).
+const IOTLB_IIRG_SHIFT: u32 = 60;
+/// See [`IOTLB_IIRG_SHIFT`].
+const IOTLB_IAIG_SHIFT: u32 = 57;
 /// FSTS.IQE: invalidation queue error (§11.4.9).
 const FSTS_IQE: u32 = 1 << 4;
 /// FSTS.PFO: primary fault overflow, write 1 to clear (§11.4.9).
@@ -124,17 +134,41 @@ struct Waiter {
     req: TranslationRequest,
 }
 
+/// What makes two misses one walk: the same requester, PASID and 4 KiB page, and the same
+/// kind of request (an ATS-translated request and a privileged one take other paths through
+/// the context and PASID checks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MergeKey {
+    sid: u16,
+    pasid: Option<u32>,
+    page: u64,
+    translated: bool,
+    privileged: bool,
+}
+
+impl MergeKey {
+    fn of(r: &ReqInfo) -> MergeKey {
+        MergeKey {
+            sid: r.sid.raw(),
+            pasid: r.pasid,
+            page: r.iova >> 12,
+            translated: r.translated,
+            privileged: r.privileged,
+        }
+    }
+}
+
 /// A walk, in flight or waiting for a slot.
 #[derive(Debug, Clone)]
 struct Active {
     walk: Walk,
-    merge: (u16, Option<u32>, u64),
+    merge: MergeKey,
     waiters: Vec<Waiter>,
     /// The invalidation epoch when it started.
     epoch: u64,
     setup: Option<Setup>,
-    /// Not started: the first step and when it became ready.
-    queued: Option<(Step, Tick)>,
+    /// Not started: when it became ready.
+    queued: Option<Tick>,
 }
 
 /// The unit's counters.
@@ -165,6 +199,9 @@ pub struct Vtd {
     iva: u64,
     ccmd_busy_until: Option<Tick>,
     iotlb_busy_until: Option<Tick>,
+    /// CCMD / IOTLB_REG as software reads them once the command completed (CAIG / IAIG).
+    ccmd_done: u64,
+    iotlb_done: u64,
     /// Invalidations in progress: applied when their completion tick has come.
     pending: Vec<(Tick, InvDescriptor)>,
     epoch: u64,
@@ -199,6 +236,8 @@ impl Vtd {
             iva: 0,
             ccmd_busy_until: None,
             iotlb_busy_until: None,
+            ccmd_done: 0,
+            iotlb_done: 0,
             pending: Vec::new(),
             epoch: 0,
             walks: BTreeMap::new(),
@@ -268,20 +307,61 @@ impl Vtd {
             InvDescriptor::PasidCache(s) => {
                 self.caches.invalidate_pasid(s);
             }
-            // Wait completes in order (its status write was scheduled when fetched); no
-            // device TLB or interrupt remapping is modelled, so those descriptors only take
-            // their time.
-            InvDescriptor::Wait { .. }
-            | InvDescriptor::DeviceIotlb { .. }
-            | InvDescriptor::InterruptEntryCache { .. } => {}
+            InvDescriptor::Wait { interrupt, .. } => {
+                if interrupt {
+                    self.ics |= ICS_IWC;
+                }
+            }
+            // No device TLB or interrupt remapping is modelled: these only take their time.
+            InvDescriptor::DeviceIotlb { .. } | InvDescriptor::InterruptEntryCache { .. } => {}
+        }
+    }
+
+    /// Looks a request up in the context, PASID and IOTLB caches: the outcome when they
+    /// answer it, or the walk that must fetch what they lack (and its first step).
+    fn lookup(&mut self, info: ReqInfo) -> Result<Outcome, (Walk, Step)> {
+        let sid = info.sid.raw();
+        let (walk, step) = match self.caches.context_lookup(sid) {
+            None => Walk::new(&self.env, info),
+            Some(ctx) => match ctx.mode {
+                crate::walk::ContextMode::Scalable {
+                    rid_pasid, paside, ..
+                } if info.pasid.is_none() || paside => {
+                    let pasid = info.pasid.unwrap_or(rid_pasid);
+                    match self.caches.pasid_lookup(sid, pasid) {
+                        Some(p) => Walk::from_pasid(&self.env, info, ctx, pasid, p),
+                        None => Walk::from_context(&self.env, info, ctx),
+                    }
+                }
+                _ => Walk::from_context(&self.env, info, ctx),
+            },
+        };
+        match step {
+            Step::Setup(s) => match self.caches.iotlb_lookup(s.did, s.pasid_tag, info.iova) {
+                Some(IotlbEntry::Page(leaf)) => Ok(Outcome::Leaf(leaf)),
+                Some(IotlbEntry::NotPresent { fault, fpd }) => Ok(Outcome::Fault {
+                    fault,
+                    fpd,
+                    not_present: true,
+                }),
+                None => Err((walk, step)),
+            },
+            Step::Done(o) => Ok(o),
+            Step::Read { .. } => Err((walk, step)),
         }
     }
 
     /// Starts, joins or queues the walk of a miss.
     fn miss(&mut self, walk: Walk, step: Step, w: Waiter, at: Tick) {
-        let r = walk.req();
-        let merge = (r.sid.raw(), r.pasid, r.iova >> 12);
-        if let Some(a) = self.walks.values_mut().find(|a| a.merge == merge) {
+        let merge = MergeKey::of(walk.req());
+        // Only a walk for the same kind of request, that started after the latest
+        // invalidation completed, can answer this one.
+        let epoch = self.epoch;
+        if let Some(a) = self
+            .walks
+            .values_mut()
+            .find(|a| a.merge == merge && (a.queued.is_some() || a.epoch == epoch))
+        {
             self.n.merged += 1;
             a.waiters.push(w);
             return;
@@ -289,6 +369,7 @@ impl Vtd {
         let id = self.next_walk;
         self.next_walk += 1;
         self.n.walks += 1;
+        let start_now = self.in_flight < usize::from(self.cfg.max_walks);
         self.walks.insert(
             id,
             Active {
@@ -297,11 +378,17 @@ impl Vtd {
                 waiters: vec![w],
                 epoch: self.epoch,
                 setup: None,
-                queued: Some((step, at)),
+                queued: (!start_now).then_some(at),
             },
         );
-        self.queue.push_back(id);
-        self.start_queued(at);
+        if start_now {
+            self.in_flight += 1;
+            // A walk whose context came from the cache already missed the IOTLB.
+            let checked = matches!(step, Step::Setup(_));
+            self.advance(id, at, step, checked);
+        } else {
+            self.queue.push_back(id);
+        }
     }
 
     /// Starts queued walks while slots are free.
@@ -313,15 +400,31 @@ impl Vtd {
             let Some(a) = self.walks.get_mut(&id) else {
                 continue;
             };
-            let Some((step, ready)) = a.queued.take() else {
+            let Some(ready) = a.queued.take() else {
                 continue;
             };
-            a.epoch = self.epoch;
-            self.in_flight += 1;
             let at = ready.max(now);
-            // A walk whose context came from the cache already missed the IOTLB.
-            let checked = matches!(step, Step::Setup(_));
-            self.advance(id, at, step, checked);
+            // The walks it waited for may have filled the caches: look again.
+            let info = *a.walk.req();
+            match self.lookup(info) {
+                Ok(outcome) => {
+                    if let Some(a) = self.walks.remove(&id) {
+                        for w in a.waiters {
+                            self.answer(w, at, outcome);
+                        }
+                    }
+                }
+                Err((walk, step)) => {
+                    if let Some(a) = self.walks.get_mut(&id) {
+                        a.walk = walk;
+                        a.epoch = self.epoch;
+                    }
+                    self.in_flight += 1;
+                    // A walk whose context came from the cache already missed the IOTLB.
+                    let checked = matches!(step, Step::Setup(_));
+                    self.advance(id, at, step, checked);
+                }
+            }
         }
     }
 
@@ -538,7 +641,10 @@ impl Vtd {
             }
         };
         let done = now + self.span(self.cfg.timing.invalidation);
-        if let InvDescriptor::Wait { status, .. } = d {
+        if let InvDescriptor::Wait {
+            status, interrupt, ..
+        } = d
+        {
             if let Some((addr, data)) = status {
                 self.out.push_back(AgentOutput::MemWrite {
                     pa: PhysAddr(addr),
@@ -548,11 +654,13 @@ impl Vtd {
                     at: done,
                 });
             }
-            self.ics |= ICS_IWC;
-            self.out.push_back(AgentOutput::RegisterChanged {
-                offset: offset::ICS as u32,
-                at: done,
-            });
+            // ICS.IWC is set when a wait descriptor with IF completes (§11.4.13).
+            if interrupt {
+                self.out.push_back(AgentOutput::RegisterChanged {
+                    offset: offset::ICS as u32,
+                    at: done,
+                });
+            }
         }
         self.pending.push((done, d));
         let size = Iqa(self.iqa).size_bytes();
@@ -627,39 +735,9 @@ impl TranslationAgent for Vtd {
             self.answer(w, at, Outcome::PassThrough { did: 0 });
             return;
         }
-        let info = ReqInfo::of(req);
-        let sid = info.sid.raw();
-        let (walk, step) = match self.caches.context_lookup(sid) {
-            None => Walk::new(&self.env, info),
-            Some(ctx) => match ctx.mode {
-                crate::walk::ContextMode::Scalable {
-                    rid_pasid, paside, ..
-                } if info.pasid.is_none() || paside => {
-                    let pasid = info.pasid.unwrap_or(rid_pasid);
-                    match self.caches.pasid_lookup(sid, pasid) {
-                        Some(p) => Walk::from_pasid(&self.env, info, ctx, pasid, p),
-                        None => Walk::from_context(&self.env, info, ctx),
-                    }
-                }
-                _ => Walk::from_context(&self.env, info, ctx),
-            },
-        };
-        match step {
-            Step::Setup(s) => match self.caches.iotlb_lookup(s.did, s.pasid_tag, info.iova) {
-                Some(IotlbEntry::Page(leaf)) => self.answer(w, at, Outcome::Leaf(leaf)),
-                Some(IotlbEntry::NotPresent { fault, fpd }) => self.answer(
-                    w,
-                    at,
-                    Outcome::Fault {
-                        fault,
-                        fpd,
-                        not_present: true,
-                    },
-                ),
-                None => self.miss(walk, step, w, at),
-            },
-            Step::Done(o) => self.answer(w, at, o),
-            Step::Read { .. } => self.miss(walk, step, w, at),
+        match self.lookup(ReqInfo::of(req)) {
+            Ok(o) => self.answer(w, at, o),
+            Err((walk, step)) => self.miss(walk, step, w, at),
         }
     }
 
@@ -701,6 +779,7 @@ impl TranslationAgent for Vtd {
                     self.pending
                         .push((done, InvDescriptor::ContextCache(scope)));
                     self.ccmd_busy_until = Some(done);
+                    self.ccmd_done = ((value >> CCMD_CIRG_SHIFT) & 0b11) << CCMD_CAIG_SHIFT;
                     self.out.push_back(AgentOutput::RegisterChanged {
                         offset: offset::CCMD as u32,
                         at: done,
@@ -728,6 +807,7 @@ impl TranslationAgent for Vtd {
                         },
                     ));
                     self.iotlb_busy_until = Some(done);
+                    self.iotlb_done = ((value >> IOTLB_IIRG_SHIFT) & 0b11) << IOTLB_IAIG_SHIFT;
                     self.out.push_back(AgentOutput::RegisterChanged {
                         offset: o as u32,
                         at: done,
@@ -776,17 +856,19 @@ impl TranslationAgent for Vtd {
     fn register_read(&mut self, now: Tick, off: u32) -> Result<u64, AgentError> {
         self.settle(now);
         let off = u64::from(off);
-        let busy = |until: Option<Tick>, bit: u64| match until {
+        let busy = |until: Option<Tick>, bit: u64, done: u64| match until {
             Some(t) if t > now => bit,
-            _ => 0,
+            _ => done,
         };
         Ok(match off {
             offset::CAP => self.env.cap.0,
             offset::ECAP => self.env.ecap.0,
             offset::GSTS => u64::from(self.gsts),
             offset::RTADDR => self.rtaddr,
-            offset::CCMD => busy(self.ccmd_busy_until, CCMD_ICC),
-            o if o == self.iotlb_reg_offset() => busy(self.iotlb_busy_until, IOTLB_IVT),
+            offset::CCMD => busy(self.ccmd_busy_until, CCMD_ICC, self.ccmd_done),
+            o if o == self.iotlb_reg_offset() => {
+                busy(self.iotlb_busy_until, IOTLB_IVT, self.iotlb_done)
+            }
             o if o == self.iva_offset() => self.iva,
             offset::IQA => self.iqa,
             offset::IQT => self.iqt,

@@ -324,6 +324,9 @@ pub enum WalkFault {
     TranslationBlocked,
     /// Request-with-PASID while the context has PASIDE = 0.
     PasidDisabled,
+    /// Request-with-PASID on a scalable-mode-capable unit that software set up with legacy
+    /// tables (RTADDR.TTM = 00b).
+    PasidWithLegacyTables,
     /// PASID beyond the PASID directory.
     PasidTooLarge,
     /// PASID directory entry P = 0.
@@ -377,6 +380,10 @@ impl WalkFault {
     pub fn reason(self, scalable: bool) -> FaultReason {
         use FaultReason as R;
         use WalkFault as W;
+        if self == W::PasidWithLegacyTables {
+            // §7.1.3 0x31 "TTM 0 for request with PASID", in either mode.
+            return R::SmLegacyTableWithPasid;
+        }
         if !scalable {
             return match self {
                 W::RootNotPresent => R::RootNotPresent,
@@ -385,6 +392,7 @@ impl WalkFault {
                 W::ContextReserved => R::ContextReserved,
                 W::ContextInvalid
                 | W::PasidDisabled
+                | W::PasidWithLegacyTables
                 | W::PasidTooLarge
                 | W::PasidDirNotPresent
                 | W::PasidDirReserved
@@ -410,6 +418,7 @@ impl WalkFault {
             W::ContextInvalid => R::SmContextEntryInvalid,
             W::TranslationBlocked => R::SmContextDteClear,
             W::PasidDisabled => R::SmContextPasidDisabled,
+            W::PasidWithLegacyTables => R::SmLegacyTableWithPasid,
             W::PasidTooLarge => R::SmPasidBeyondDirectory,
             W::PasidDirNotPresent => R::SmPasidDirNotPresent,
             W::PasidDirReserved => R::SmPasidDirReserved,
@@ -774,8 +783,13 @@ impl Walk {
                 if tt == TranslationType::PassThrough {
                     return self.done(Outcome::PassThrough { did: ctx.did });
                 }
-                // The PASID prefix is ignored in legacy mode (legacy contexts have no PASID
-                // tables; QEMU intel_iommu.c translates such requests by requester only).
+                // A request-with-PASID meets legacy tables: a unit that could use scalable
+                // mode blocks it with reason 0x31 (QEMU returns VTD_FR_RTADDR_INV_TTM from its
+                // PASID lookups when the root table is not scalable); a unit without SMTS
+                // predates PASIDs and translates by requester only.
+                if self.req.pasid.is_some() && env.ecap.smts() {
+                    return self.fault(WalkFault::PasidWithLegacyTables, ctx.fpd);
+                }
                 Step::Setup(Setup {
                     did: ctx.did,
                     pasid_tag: None,

@@ -412,7 +412,6 @@ fn register_based_global_context_invalidation_is_busy_then_the_new_context_is_us
 }
 
 #[test]
-#[ignore = "model bug: caches.rs invalidate_context masks SID bits (1 << FM) - 1 instead of function bits 2, 2:1, 2:0"]
 fn device_selective_context_invalidation_with_fm_1_covers_the_function_that_differs_in_bit_2() {
     // §6.5.2.1 / §11.4.7 FM: 01b masks bit 2 of the SID's function (QEMU
     // vtd_context_device_invalidate: mask 4 / 6 / 7 for FM 1 / 2 / 3; vtd::qi
@@ -440,7 +439,6 @@ fn device_selective_context_invalidation_with_fm_1_covers_the_function_that_diff
 }
 
 #[test]
-#[ignore = "model bug: iommu.rs miss() merges a request into a walk that began before an invalidation completed"]
 fn a_request_arriving_after_a_context_invalidation_completes_is_not_served_by_an_older_walk() {
     // R1 arrives at 1000 with cold caches; its walk reads the context entry at 1094 (data
     // 1174) and ends at 1524. Software moves the device to domain 2 at 1200 and invalidates
@@ -474,7 +472,6 @@ fn a_request_arriving_after_a_context_invalidation_completes_is_not_served_by_an
 }
 
 #[test]
-#[ignore = "model bug: iommu.rs miss() merges translated (AT) and untranslated requests of one page into one walk"]
 fn translated_and_untranslated_requests_to_one_page_are_not_merged() {
     // Context TT = 1 (device-TLB): an ATS-translated request is already host-physical and
     // passes untranslated (PA = its address); an untranslated request to the same page
@@ -517,7 +514,6 @@ fn translated_and_untranslated_requests_to_one_page_are_not_merged() {
 }
 
 #[test]
-#[ignore = "model bug: iommu.rs miss() merges privileged and user requests; the walk's SRE check covers only the first"]
 fn a_privileged_request_merged_into_a_user_walk_still_meets_sre_0() {
     // Scalable mode, PASID 5 translated first-level with SRE = 0 in its PASID entry: every
     // privileged (PR = 1) request faults 0x5D (§9.6 SRE; Linux "SM: ... SRE"), whether it
@@ -781,7 +777,6 @@ fn wait(interrupt: bool, status: bool) -> InvDescriptor {
 }
 
 #[test]
-#[ignore = "model bug: iommu.rs qi_fetched sets ICS.IWC for every wait descriptor, also with IF = 0"]
 fn ics_iwc_is_set_only_by_a_wait_descriptor_with_the_interrupt_flag() {
     // §11.4.13 ICS.IWC: "completion of Invalidation Wait Descriptor with Interrupt Flag (IF)
     // field Set"; QEMU vtd_process_wait_desc calls vtd_generate_completion_event only for IF.
@@ -794,7 +789,6 @@ fn ics_iwc_is_set_only_by_a_wait_descriptor_with_the_interrupt_flag() {
 }
 
 #[test]
-#[ignore = "model bug: iommu.rs qi_fetched sets ICS.IWC when the wait descriptor is fetched, not when it completes"]
 fn ics_iwc_is_set_when_the_wait_descriptor_completes() {
     // A lone wait with IF = 1, SW = 1: fetched at T (data T+80), completes at T+280, when
     // its status write happens. IWC reports that completion (§6.5.2.8, §11.4.13).
@@ -812,7 +806,6 @@ fn ics_iwc_is_set_when_the_wait_descriptor_completes() {
 }
 
 #[test]
-#[ignore = "model bug: iommu.rs register_read returns IOTLB_REG without IAIG (bits 58:57) after completion"]
 fn iotlb_reg_reports_the_actual_invalidation_granularity_when_ivt_clears() {
     // §11.4.8.1 IAIG: hardware reports the granularity it processed the request at when it
     // clears IVT; 00b means the request was not performed. Linux __iommu_flush_iotlb prints

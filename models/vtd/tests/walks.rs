@@ -982,7 +982,6 @@ fn the_first_level_leaf_and_scalable_context_bits_the_tests_rely_on() {
 }
 
 #[test]
-#[ignore = "model bug: walk.rs context_known (legacy) ignores the PASID prefix instead of faulting 0x31"]
 fn a_request_with_pasid_under_a_legacy_root_table_faults_0x31() {
     // Reason 0x31, "SM: TTM 0 for request with PASID" (Linux dmar.c
     // dma_remap_sm_fault_reasons[1]; QEMU VTD_FR_RTADDR_INV_TTM, returned by its PASID-entry
