@@ -181,6 +181,15 @@ struct Counters {
     invalidations: u64,
 }
 
+/// What the caches say about a request.
+#[derive(Debug)]
+enum Lookup {
+    /// They answer it.
+    Hit(Outcome),
+    /// A walk must fetch what they lack, starting with this step.
+    Miss(Box<Walk>, Step),
+}
+
 /// One VT-d remapping unit.
 #[derive(Debug, Clone)]
 pub struct Vtd {
@@ -319,7 +328,7 @@ impl Vtd {
 
     /// Looks a request up in the context, PASID and IOTLB caches: the outcome when they
     /// answer it, or the walk that must fetch what they lack (and its first step).
-    fn lookup(&mut self, info: ReqInfo) -> Result<Outcome, (Walk, Step)> {
+    fn lookup(&mut self, info: ReqInfo) -> Lookup {
         let sid = info.sid.raw();
         let (walk, step) = match self.caches.context_lookup(sid) {
             None => Walk::new(&self.env, info),
@@ -338,16 +347,16 @@ impl Vtd {
         };
         match step {
             Step::Setup(s) => match self.caches.iotlb_lookup(s.did, s.pasid_tag, info.iova) {
-                Some(IotlbEntry::Page(leaf)) => Ok(Outcome::Leaf(leaf)),
-                Some(IotlbEntry::NotPresent { fault, fpd }) => Ok(Outcome::Fault {
+                Some(IotlbEntry::Page(leaf)) => Lookup::Hit(Outcome::Leaf(leaf)),
+                Some(IotlbEntry::NotPresent { fault, fpd }) => Lookup::Hit(Outcome::Fault {
                     fault,
                     fpd,
                     not_present: true,
                 }),
-                None => Err((walk, step)),
+                None => Lookup::Miss(Box::new(walk), step),
             },
-            Step::Done(o) => Ok(o),
-            Step::Read { .. } => Err((walk, step)),
+            Step::Done(o) => Lookup::Hit(o),
+            Step::Read { .. } => Lookup::Miss(Box::new(walk), step),
         }
     }
 
@@ -407,16 +416,16 @@ impl Vtd {
             // The walks it waited for may have filled the caches: look again.
             let info = *a.walk.req();
             match self.lookup(info) {
-                Ok(outcome) => {
+                Lookup::Hit(outcome) => {
                     if let Some(a) = self.walks.remove(&id) {
                         for w in a.waiters {
                             self.answer(w, at, outcome);
                         }
                     }
                 }
-                Err((walk, step)) => {
+                Lookup::Miss(walk, step) => {
                     if let Some(a) = self.walks.get_mut(&id) {
-                        a.walk = walk;
+                        a.walk = *walk;
                         a.epoch = self.epoch;
                     }
                     self.in_flight += 1;
@@ -736,8 +745,8 @@ impl TranslationAgent for Vtd {
             return;
         }
         match self.lookup(ReqInfo::of(req)) {
-            Ok(o) => self.answer(w, at, o),
-            Err((walk, step)) => self.miss(walk, step, w, at),
+            Lookup::Hit(o) => self.answer(w, at, o),
+            Lookup::Miss(walk, step) => self.miss(*walk, step, w, at),
         }
     }
 
