@@ -381,13 +381,15 @@ impl Caches {
 
     /// Keeps IOTLB entries for which `keep(tag, page base, page bytes)` holds.
     fn retain_iotlb(&mut self, keep: impl Fn(u16, u64, u64) -> bool) -> usize {
+        let tags = self.tags.clone();
         self.iotlb
             .iter_mut()
             .map(|a| {
                 a.retain(|k, _| {
                     let (number, tag, size) = unpack(k);
                     let s = size_of_code(size);
-                    keep(tag, number << s.shift(), s.bytes())
+                    let first_level = tags.pair(tag).1.is_some();
+                    keep(tag, base_of(number, s.shift(), first_level), s.bytes())
                 })
             })
             .sum()
@@ -402,8 +404,9 @@ impl Caches {
             .map(|(a, level)| {
                 let shift = level_shift(level);
                 a.retain(|k, _| {
-                    let (number, tag, _) = unpack(k);
-                    keep(tag, number << shift, 1u64 << shift)
+                    let (number, tag, kind) = unpack(k);
+                    let first_level = kind == kind_code(TableKind::First);
+                    keep(tag, base_of(number, shift, first_level), 1u64 << shift)
                 })
             })
             .sum()
@@ -423,6 +426,19 @@ impl Caches {
         let names = ["pde", "pdpe", "pml4e", "pml5e"];
         v.extend(names.iter().zip(&self.psc).map(|(n, a)| (*n, a.counts)));
         v
+    }
+}
+
+/// The input address a key's page or prefix number stands for. Keys keep 45 bits of it
+/// (57-bit inputs); first-level inputs are canonical, so the upper half (bit 56 set, as
+/// every 4- or 5-level upper-half address has it) is sign-extended back.
+fn base_of(number: u64, shift: u32, first_level: bool) -> u64 {
+    let base = number << shift;
+    let top = NUMBER_BITS + 12 - 1;
+    if first_level && shift < 64 && (base >> top) & 1 == 1 {
+        base | !((1u64 << top) - 1)
+    } else {
+        base
     }
 }
 

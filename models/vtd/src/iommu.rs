@@ -52,6 +52,8 @@ const FSTS_IQE: u32 = 1 << 4;
 const FSTS_PFO: u32 = 1 << 0;
 /// FRCD high qword: F, write 1 to clear (§11.4.14).
 const FRCD_F: u64 = 1 << 63;
+/// F as bit 31 of the FRCD's top dword (+12), how Linux reads and clears it.
+const FRCD_F_DWORD: u64 = 1 << 31;
 /// ICS.IWC: invalidation wait descriptor complete (§11.4.13).
 const ICS_IWC: u32 = 1 << 0;
 /// IQT/IQH hold the queue offset in bits 18:4 (§11.4.12).
@@ -334,9 +336,12 @@ impl Vtd {
             None => Walk::new(&self.env, info),
             Some(ctx) => match ctx.mode {
                 crate::walk::ContextMode::Scalable {
-                    rid_pasid, paside, ..
-                } if info.pasid.is_none() || paside => {
-                    let pasid = info.pasid.unwrap_or(rid_pasid);
+                    paside, ..
+                // An ATS-translated request never reaches the PASID entry: the context's DTE
+                // decides (walk from the context).
+                } if !info.translated && (info.pasid.is_none() || paside) => {
+                    // PASID 0 for requests without PASID (no ECAP.RPS; see walk.rs).
+                    let pasid = info.pasid.unwrap_or(0);
                     match self.caches.pasid_lookup(sid, pasid) {
                         Some(p) => Walk::from_pasid(&self.env, info, ctx, pasid, p),
                         None => Walk::from_context(&self.env, info, ctx),
@@ -704,6 +709,11 @@ impl Vtd {
             }
             self.gsts |= gsts::QIES;
         } else {
+            // Disabling queued invalidation resets the head (§6.5.2; QEMU
+            // vtd_handle_gcmd_qie).
+            if self.qi_enabled() {
+                self.iqh = 0;
+            }
             self.gsts &= !gsts::QIES;
         }
         if value & gcmd::TE != 0 {
@@ -826,6 +836,11 @@ impl TranslationAgent for Vtd {
             offset::IQA => self.iqa = value,
             offset::IQT => {
                 self.iqt = value & IQ_OFFSET_MASK;
+                // With 256-bit descriptors a tail on a 128-bit boundary is an invalidation
+                // queue error (§11.4.9 IQE).
+                if !self.iqt.is_multiple_of(self.descriptor_bytes()) {
+                    self.iqe = true;
+                }
                 self.qi_kick(now);
             }
             offset::FSTS => {
@@ -847,9 +862,17 @@ impl TranslationAgent for Vtd {
             o => {
                 let fro = self.env.cap.frcd_offset();
                 let nfr = u64::from(self.env.cap.nfr());
-                if (fro..fro + 16 * nfr).contains(&o) && (o - fro) % 16 == 8 {
-                    if value & FRCD_F != 0 {
-                        self.faults.clear(((o - fro) / 16) as u16);
+                // F is bit 127: bit 63 of the qword at +8, or bit 31 of the dword at +12
+                // (Linux dmar_fault: `writel(DMA_FRCD_F, reg + 12)`).
+                let rel = o.wrapping_sub(fro);
+                let f_set = match rel % 16 {
+                    8 => value & FRCD_F != 0,
+                    12 => value & FRCD_F_DWORD != 0,
+                    _ => false,
+                };
+                if (fro..fro + 16 * nfr).contains(&o) && matches!(rel % 16, 8 | 12) {
+                    if f_set {
+                        self.faults.clear((rel / 16) as u16);
                     }
                 } else {
                     return Err(AgentError::NoRegister {
@@ -900,10 +923,11 @@ impl TranslationAgent for Vtd {
                         .faults
                         .frcd(((o - fro) / 16) as u16)
                         .unwrap_or_default();
-                    if (o - fro).is_multiple_of(16) {
-                        lo
-                    } else {
-                        hi
+                    match (o - fro) % 16 {
+                        0 => lo,
+                        4 => lo >> 32,
+                        8 => hi,
+                        _ => hi >> 32,
                     }
                 } else {
                     return Err(AgentError::NoRegister {

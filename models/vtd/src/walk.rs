@@ -320,6 +320,15 @@ pub enum WalkFault {
     ContextInvalid,
     /// Input address beyond what the tables translate (MGAW / AGAW).
     AddressBeyondWidth,
+    /// Nested: a guest-physical address (of a first-level entry, or the first-level
+    /// output) beyond the second-level tables' width.
+    NestedAddressBeyondWidth,
+    /// Nested: the second level denies reading a first-level entry (`top`: the first-level
+    /// root entry, FL-PML4/PML5).
+    NestedFlEntryReadDenied {
+        /// The entry is in the first-level root table.
+        top: bool,
+    },
     /// A translated or translation request the context does not allow.
     TranslationBlocked,
     /// Request-with-PASID while the context has PASIDE = 0.
@@ -400,7 +409,10 @@ impl WalkFault {
                 | W::PasidEntryReserved
                 | W::PasidEntryInvalid
                 | W::SupervisorDisabled => R::ContextInvalid,
-                W::AddressBeyondWidth | W::NonCanonical => R::AddressBeyondMgaw,
+                W::AddressBeyondWidth | W::NonCanonical | W::NestedAddressBeyondWidth => {
+                    R::AddressBeyondMgaw
+                }
+                W::NestedFlEntryReadDenied { .. } => R::ReadDenied,
                 W::TranslationBlocked => R::TranslationBlocked,
                 W::NotPresent { write: true, .. } | W::WriteDenied { .. } => R::WriteDenied,
                 W::NotPresent { write: false, .. }
@@ -426,7 +438,12 @@ impl WalkFault {
             W::PasidEntryReserved => R::SmPasidEntryReserved,
             W::PasidEntryInvalid => R::SmPasidEntryInvalid,
             W::SupervisorDisabled => R::SmPasidSreClear,
-            W::AddressBeyondWidth => R::SmSlAddressBeyondMax,
+            // 0x83 "address beyond the DMA hardware max" is about the input address; 0x84
+            // names a second-level entry's address (Linux dma_remap_sm_fault_reasons).
+            W::AddressBeyondWidth => R::SmAddressBeyondMax,
+            W::NestedAddressBeyondWidth => R::SmNestedFlAddressBeyondMgaw,
+            W::NestedFlEntryReadDenied { top: true } => R::SmNestedFlPml4ReadDenied,
+            W::NestedFlEntryReadDenied { top: false } => R::SmNestedFlEntryReadDenied,
             W::NonCanonical => R::SmFlNonCanonical,
             W::UserDenied => R::SmFlUserDenied,
             W::ExecuteDenied => R::SmExecuteDenied,
@@ -530,6 +547,8 @@ enum Stage {
     PasidEntry {
         ctx: Context,
         pasid: u32,
+        /// The directory entry's FPD (it covers every PASID under it).
+        dir_fpd: bool,
     },
     /// Reading a paging entry of `Paging::kind`; a second-level read may be a nested
     /// sub-walk that resumes a first-level walk.
@@ -658,7 +677,11 @@ impl Walk {
             Stage::Root => self.root(env, data),
             Stage::Context => self.context_entry(env, data),
             Stage::PasidDir { ctx, pasid } => self.pasid_dir(env, ctx, pasid, data),
-            Stage::PasidEntry { ctx, pasid } => self.pasid_entry(env, ctx, pasid, data),
+            Stage::PasidEntry {
+                ctx,
+                pasid,
+                dir_fpd,
+            } => self.pasid_entry(env, ctx, pasid, dir_fpd, data),
             Stage::Paging(p, pending) => self.paging(env, p, pending, data),
             Stage::Over => self.fault(WalkFault::ContextInvalid, false),
         }
@@ -772,6 +795,13 @@ impl Walk {
                 if !tt_ok || !aw_ok {
                     return self.fault(WalkFault::ContextInvalid, ctx.fpd);
                 }
+                // A request-with-PASID meets legacy tables: a unit that could use scalable
+                // mode blocks it with reason 0x31 (QEMU returns VTD_FR_RTADDR_INV_TTM from its
+                // PASID lookups when the root table is not scalable); a unit without SMTS
+                // predates PASIDs and translates by requester only.
+                if self.req.pasid.is_some() && env.ecap.smts() {
+                    return self.fault(WalkFault::PasidWithLegacyTables, ctx.fpd);
+                }
                 // §3.9 / Table 7: translated requests pass untranslated only with TT = 1.
                 if self.req.translated {
                     return if tt == TranslationType::DeviceTlb {
@@ -782,13 +812,6 @@ impl Walk {
                 }
                 if tt == TranslationType::PassThrough {
                     return self.done(Outcome::PassThrough { did: ctx.did });
-                }
-                // A request-with-PASID meets legacy tables: a unit that could use scalable
-                // mode blocks it with reason 0x31 (QEMU returns VTD_FR_RTADDR_INV_TTM from its
-                // PASID lookups when the root table is not scalable); a unit without SMTS
-                // predates PASIDs and translates by requester only.
-                if self.req.pasid.is_some() && env.ecap.smts() {
-                    return self.fault(WalkFault::PasidWithLegacyTables, ctx.fpd);
                 }
                 Step::Setup(Setup {
                     did: ctx.did,
@@ -809,7 +832,7 @@ impl Walk {
             ContextMode::Scalable {
                 pasid_dir,
                 dir_entries,
-                rid_pasid,
+                rid_pasid: _,
                 dte,
                 paside,
             } => {
@@ -827,7 +850,9 @@ impl Walk {
                         return self.fault(WalkFault::PasidDisabled, ctx.fpd);
                     }
                     Some(p) => p,
-                    None => rid_pasid,
+                    // Requests without PASID use PASID 0 unless ECAP.RPS (not modelled) lets
+                    // the context's RID_PASID choose another (§3.4.3).
+                    None => 0,
                 };
                 let dir_index = pasid >> PASID_TABLE_SHIFT;
                 if dir_index >= dir_entries {
@@ -855,7 +880,11 @@ impl Walk {
             return self.fault(WalkFault::PasidDirReserved, ctx.fpd || e.fpd());
         }
         let index = u64::from(pasid & ((1 << PASID_TABLE_SHIFT) - 1));
-        self.stage = Stage::PasidEntry { ctx, pasid };
+        self.stage = Stage::PasidEntry {
+            ctx,
+            pasid,
+            dir_fpd: e.fpd(),
+        };
         self.read(
             PhysAddr(e.table_ptr().raw() + index * u64::from(PASID_ENTRY_BYTES)),
             PASID_ENTRY_BYTES,
@@ -863,12 +892,19 @@ impl Walk {
         )
     }
 
-    fn pasid_entry(&mut self, env: &WalkEnv, ctx: Context, pasid: u32, data: &[u8]) -> Step {
+    fn pasid_entry(
+        &mut self,
+        env: &WalkEnv,
+        ctx: Context,
+        pasid: u32,
+        dir_fpd: bool,
+        data: &[u8],
+    ) -> Step {
         let Some(b) = bytes64(data) else {
             return self.fault(WalkFault::PasidEntryNotPresent, ctx.fpd);
         };
         let e = PasidEntry::from_le_bytes(&b);
-        let fpd = ctx.fpd || e.fpd();
+        let fpd = ctx.fpd || dir_fpd || e.fpd();
         if !e.present() {
             return self.fault(WalkFault::PasidEntryNotPresent, fpd);
         }
@@ -883,7 +919,13 @@ impl Walk {
             sl_root: e.slptptr(),
             sl_levels: e.aw() + 2,
             fl_root: e.flptr(),
-            fl_levels: if e.flpm() == 1 { 5 } else { 4 },
+            // FLPM: 0 = 4-level, 1 = 5-level; 2 and 3 are reserved (§9.6), which the
+            // capability check below rejects as an invalid PASID entry (QEMU: 0x5B).
+            fl_levels: match e.flpm() {
+                0 => 4,
+                1 => 5,
+                _ => 0,
+            },
             pgsnp: e.pgsnp(),
             pwsnp: e.pwsnp(),
             nxe: e.nxe(),
@@ -898,7 +940,7 @@ impl Walk {
     fn pasid_known(&mut self, env: &WalkEnv, ctx: Context, pasid: u32, p: PasidCtx) -> Step {
         let e = env.ecap;
         let sl_ok = env.cap.supports_levels(p.sl_levels);
-        let fl_ok = p.fl_levels == 4 || env.cap.fl5lp();
+        let fl_ok = p.fl_levels == 4 || (p.fl_levels == 5 && env.cap.fl5lp());
         let supported = match p.pgtt {
             Pgtt::FirstLevel => e.flts() && fl_ok,
             Pgtt::SecondLevel => e.slts() && sl_ok,
@@ -993,29 +1035,43 @@ impl Walk {
                 rights: Rights::ALL,
             },
         };
-        self.read_entry(p)
+        self.read_entry(env, p)
     }
 
     /// Reads the entry `p` is at; a nested first-level entry's address is guest-physical
     /// and goes through a second-level sub-walk first (§3.8).
-    fn read_entry(&mut self, p: Paging) -> Step {
+    fn read_entry(&mut self, env: &WalkEnv, p: Paging) -> Step {
         let entry = entry_address(&p);
-        if let (TableKind::First, Some((sl_root, sl_levels))) = (p.kind, p.setup.nested) {
-            let sub = Paging {
-                kind: TableKind::Second,
-                input: entry,
-                level: sl_levels,
-                table: sl_root,
-                rights: Rights::ALL,
-                ..p
-            };
+        if let (TableKind::First, Some(_)) = (p.kind, p.setup.nested) {
             let pending = Pending::FlEntry {
                 fl: p,
                 entry_gpa: entry,
             };
-            return self.read_at(sub, Some(Box::new(pending)), entry_address(&sub));
+            return self.nested_sub_walk(env, p, entry, pending);
         }
         self.read_at(p, None, entry)
+    }
+
+    /// Starts the second-level walk of guest-physical `gpa` for a nested first-level walk
+    /// `fl`, after checking `gpa` against the second level's width (§3.8; fault 0x74).
+    fn nested_sub_walk(&mut self, env: &WalkEnv, fl: Paging, gpa: u64, pending: Pending) -> Step {
+        let Some((sl_root, sl_levels)) = fl.setup.nested else {
+            return self.paging_fault(WalkFault::PasidEntryInvalid, &fl);
+        };
+        let width = Capabilities::address_width(sl_levels).min(env.cap.mgaw());
+        if gpa >> width != 0 {
+            return self.paging_fault(WalkFault::NestedAddressBeyondWidth, &fl);
+        }
+        let sub = Paging {
+            kind: TableKind::Second,
+            input: gpa,
+            level: sl_levels,
+            table: sl_root,
+            rights: Rights::ALL,
+            ..fl
+        };
+        let pa = entry_address(&sub);
+        self.read_at(sub, Some(Box::new(pending)), pa)
     }
 
     fn read_at(&mut self, p: Paging, pending: Option<Box<Pending>>, pa: u64) -> Step {
@@ -1086,6 +1142,18 @@ impl Walk {
                 &p,
             );
         }
+        // Rights are accumulated down the walk and checked once, at the end (Leaf::apply), so
+        // one walk serves every access to a page, as merged misses and an IOTLB entry with
+        // its rights do. QEMU checks the request's rights at each level before reserved bits
+        // (vtd_iova_to_sspte); the two differ only for an entry that both denies the access
+        // and has a reserved bit set. A nested sub-walk reading a first-level entry needs
+        // read, whatever the request.
+        if let Some(Pending::FlEntry { fl, .. }) = pending.as_deref() {
+            if p.kind == TableKind::Second && !SlPte(raw).read() {
+                let top = fl.level == fl.setup.levels;
+                return self.paging_fault(WalkFault::NestedFlEntryReadDenied { top }, &p);
+            }
+        }
         if reserved {
             return self.paging_fault(reserved_fault, &p);
         }
@@ -1121,7 +1189,7 @@ impl Walk {
                     let pa = entry_address(&p);
                     self.read_at(p, Some(pending), pa)
                 }
-                None => self.read_entry(p),
+                None => self.read_entry(env, p),
             };
         }
         let Some(size) = PageSize::from_level(level) else {
@@ -1147,32 +1215,19 @@ impl Walk {
         };
         match pending.map(|b| *b) {
             None => match (p.kind, p.setup.nested) {
-                (TableKind::First, Some((sl_root, sl_levels))) => {
+                (TableKind::First, Some(_)) => {
                     // Nested: the first-level output is guest-physical.
                     let gpa = leaf_out.pa_base | (self.req.iova & mask);
-                    let sub = Paging {
-                        kind: TableKind::Second,
-                        input: gpa,
-                        level: sl_levels,
-                        table: sl_root,
-                        rights: Rights::ALL,
-                        ..p
-                    };
                     let pending = Pending::FlOutput { leaf: leaf_out };
-                    let pa = entry_address(&sub);
-                    self.read_at(sub, Some(Box::new(pending)), pa)
+                    self.nested_sub_walk(env, p, gpa, pending)
                 }
                 _ => self.done(Outcome::Leaf(leaf_out)),
             },
             Some(Pending::FlEntry { fl, entry_gpa }) => {
                 // The first-level entry's guest-physical address is now host-physical.
                 if !leaf_out.read {
-                    return self.paging_fault(
-                        WalkFault::ReadDenied {
-                            kind: TableKind::Second,
-                        },
-                        &p,
-                    );
+                    let top = fl.level == fl.setup.levels;
+                    return self.paging_fault(WalkFault::NestedFlEntryReadDenied { top }, &p);
                 }
                 let hpa = leaf_out.pa_base | (entry_gpa & mask);
                 self.read_at(fl, None, hpa)

@@ -69,6 +69,9 @@ struct Domain {
     fl: Option<FlTables>,
     /// Nested: the parent's second-level table root and levels.
     parent: Option<(PhysAddr, u8)>,
+    /// Nested: the parent forces snooping (Linux intel_pasid_setup_nested takes PGSNP from
+    /// the second-stage parent's force_snooping).
+    parent_pgsnp: bool,
 }
 
 /// The invalidation queue as the driver keeps it.
@@ -269,6 +272,7 @@ impl VtdHost {
             sl: None,
             fl: None,
             parent: None,
+            parent_pgsnp: false,
         };
         match d.kind {
             DomainKind::SecondLevel => {
@@ -334,6 +338,14 @@ impl VtdHost {
                 .map_err(mem_err)?;
             }
             dom.parent = Some((sl.root(), sl.levels()));
+            dom.parent_pgsnp = p.pgsnp;
+            if d.pgsnp {
+                return Err(at(
+                    path(&[k("pgsnp")]),
+                    "a nested domain takes PGSNP from its parent (Linux \
+                     intel_pasid_setup_nested): set pgsnp on the parent",
+                ));
+            }
         } else if d.parent.is_some() {
             return Err(at(
                 path(&[k("parent")]),
@@ -463,7 +475,11 @@ impl VtdHost {
             slptptr: sl,
             did: d.id,
             pwsnp: self.caps.smpwc,
-            pgsnp: d.pgsnp,
+            pgsnp: if d.kind == DomainKind::Nested {
+                d.parent_pgsnp
+            } else {
+                d.pgsnp
+            },
             sre: false,
             flpm: u8::from(fl.is_some_and(|f| f.levels() == 5)),
             wpe: false,
@@ -565,6 +581,23 @@ impl VtdHost {
         Ok(())
     }
 
+    /// The DIDs of the nested domains whose second level is `parent`.
+    fn nested_children(&self, parent: &str) -> Vec<u16> {
+        let Some(root) = self
+            .domains
+            .get(parent)
+            .and_then(|d| d.sl.as_ref())
+            .map(|sl| sl.root())
+        else {
+            return Vec::new();
+        };
+        self.domains
+            .values()
+            .filter(|d| d.parent.is_some_and(|(r, _)| r == root))
+            .map(|d| d.id)
+            .collect()
+    }
+
     /// The domain id of a domain name.
     pub fn domain_id(&self, name: &str) -> Option<u16> {
         self.domains.get(name).map(|d| d.id)
@@ -604,12 +637,25 @@ impl VtdHost {
             ),
             None => None,
         };
-        let page = |did: u16| -> Option<(u64, u8)> {
-            let iova = op.iova.as_ref()?.0;
-            let pages = op.bytes.map_or(1, |b| b.0.div_ceil(4096)).max(1);
-            let am = 64 - (pages - 1).leading_zeros();
-            let _ = did;
-            Some((iova, am as u8))
+        // The aligned block of 2^AM pages that covers [iova, iova + bytes), as Linux's
+        // calculate_psi_aligned_address widens the mask (hardware aligns ADDR down).
+        let page = |_did: u16| -> Option<(u64, u8)> {
+            let start = op.iova.as_ref()?.0 & !0xfff;
+            let end = op
+                .iova
+                .as_ref()?
+                .0
+                .saturating_add(op.bytes.map_or(1, |b| b.0));
+            let mut am = 0u32;
+            while am < 52 {
+                let block = 1u64 << (12 + am);
+                let base = start & !(block - 1);
+                if base.saturating_add(block) >= end {
+                    return Some((base, am as u8));
+                }
+                am += 1;
+            }
+            None
         };
         let iotlb = |did: Option<u16>| -> Result<InvDescriptor, String> {
             let scope = match did {
@@ -633,7 +679,21 @@ impl VtdHost {
             })
         };
         Ok(match op.what {
-            InvalidateWhat::Iotlb => vec![iotlb(did)?],
+            InvalidateWhat::Iotlb => {
+                // Translations of nested domains over this parent are tagged with their own
+                // DIDs: flush them too (Linux cache_tag_flush_range, CACHE_TAG_NESTING_IOTLB).
+                let mut v = vec![iotlb(did)?];
+                if let Some(parent) = op.domain.as_deref() {
+                    v.extend(self.nested_children(parent).into_iter().map(|child| {
+                        InvDescriptor::Iotlb {
+                            scope: IotlbScope::Domain { did: child },
+                            drain_reads: false,
+                            drain_writes: false,
+                        }
+                    }));
+                }
+                v
+            }
             InvalidateWhat::Context => vec![InvDescriptor::ContextCache(match did {
                 None => ContextScope::Global,
                 Some(did) => ContextScope::Domain { did },
@@ -738,5 +798,80 @@ impl VtdHost {
                 Ok(Invalidation::Register { writes, poll, busy })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(domains: &str) -> VtdHost {
+        let spec: VtdSpec = serde_json::from_str(&format!(
+            r#"{{"capabilities": {{"scalable_mode": true, "second_level": true,
+                 "first_level": true, "nested": true, "pasid": true, "pss": 19}},
+                 "mode": "scalable", "domains": {domains}}}"#
+        ))
+        .unwrap();
+        VtdHost::boot(&spec, &BTreeMap::new()).unwrap().0
+    }
+
+    fn op(domain: &str, iova: u64, bytes: u64) -> IommuInvalidateOp {
+        IommuInvalidateOp {
+            what: InvalidateWhat::Iotlb,
+            domain: Some(domain.to_owned()),
+            iova: Some(crate::scenario::values::HexAddr(iova)),
+            bytes: Some(crate::scenario::values::Bounded(bytes)),
+            pasid: None,
+            leaf_only: false,
+        }
+    }
+
+    #[test]
+    fn a_page_selective_invalidation_covers_an_unaligned_range_with_an_aligned_block() {
+        let h = host(r#"[{"name": "d", "id": 1}]"#);
+        // [0x3000, 0x5000) straddles an 8 KiB boundary: the smallest aligned power-of-two
+        // block holding it is 32 KiB at 0 (AM = 3), as Linux calculate_psi_aligned_address.
+        let d = h.descriptors(&op("d", 0x3000, 0x2000)).unwrap();
+        let want = InvDescriptor::Iotlb {
+            scope: IotlbScope::Page {
+                did: 1,
+                addr: 0,
+                am: 3,
+                ih: false,
+            },
+            drain_reads: false,
+            drain_writes: false,
+        };
+        assert_eq!(d, vec![want]);
+        // An aligned single page stays AM = 0.
+        let d = h.descriptors(&op("d", 0x4000, 0x1000)).unwrap();
+        assert!(matches!(
+            d[0],
+            InvDescriptor::Iotlb {
+                scope: IotlbScope::Page {
+                    addr: 0x4000,
+                    am: 0,
+                    ..
+                },
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn invalidating_a_parent_domain_also_flushes_its_nested_children() {
+        let h = host(
+            r#"[{"name": "s2", "id": 1},
+                {"name": "guest", "id": 9, "kind": "nested", "parent": "s2"}]"#,
+        );
+        let d = h.descriptors(&op("s2", 0x4000, 0x1000)).unwrap();
+        assert_eq!(d.len(), 2);
+        assert!(matches!(
+            d[1],
+            InvDescriptor::Iotlb {
+                scope: IotlbScope::Domain { did: 9 },
+                ..
+            }
+        ));
     }
 }
