@@ -24,7 +24,7 @@ pub mod time;
 pub mod translate;
 
 pub use addr::{Bdf, BdfParseError, Iova, LineAddr, PhysAddr};
-pub use mem::SparseMemory;
+pub use mem::{MemWrite, SparseMemory};
 pub use setassoc::{Inserted, Replacement, SetAssoc, SetAssocError, WayMask};
 pub use time::{ClockDomain, ClockError, Cycles, Span, Tick};
 pub use translate::{

@@ -68,6 +68,16 @@ impl SparseMemory {
     }
 }
 
+/// A write host software makes to memory — a translation-table entry, a descriptor — in
+/// the order it makes them; the system performs it as a CPU store through the caches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemWrite {
+    /// Where the bytes go.
+    pub pa: PhysAddr,
+    /// The bytes as they lie in memory (little-endian structures).
+    pub bytes: Vec<u8>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,13 +23,7 @@ use std::collections::BTreeMap;
 use std::marker::PhantomData;
 
 /// One memory write of one structure (8, 16, 32 or 64 bytes), little-endian.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemWrite {
-    /// Where the bytes go.
-    pub pa: PhysAddr,
-    /// The structure's bytes as they lie in memory.
-    pub bytes: Vec<u8>,
-}
+pub use model_core::MemWrite;
 
 /// Why a table operation was refused. Nothing was changed or emitted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
