@@ -2,6 +2,7 @@
 //! credits the spec requires, and a work budget a run can finish in.
 
 use super::{CpuOp, DeviceOp, IommuSpec, Scenario, Step, StreamDirection, Workload};
+use crate::system::driver::Driver;
 use crate::system::vtd_host::VtdHost;
 use std::collections::BTreeMap;
 
@@ -119,7 +120,7 @@ fn check_iommu(s: &Scenario) -> Result<(), (Vec<Step>, String)> {
         IommuSpec::Vtd(spec) => {
             let devices = s.devices.iter().map(|d| (d.name.clone(), d.bdf)).collect();
             let (host, _) = VtdHost::boot(spec, &devices).map_err(|e| (e.steps, e.message))?;
-            Some(host)
+            Some(Driver::Vtd(host))
         }
         IommuSpec::None { .. } => None,
     };
@@ -153,7 +154,7 @@ fn check_iommu(s: &Scenario) -> Result<(), (Vec<Step>, String)> {
                 ));
             };
             if let Some(d) = domain {
-                if host.domain_id(d).is_none() {
+                if !host.has_domain(d) {
                     return Err((
                         path(Some("domain")),
                         format!("no domain is named \"{d}\" in platform.iommu.vtd.domains"),

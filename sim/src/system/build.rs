@@ -1,5 +1,6 @@
 //! Assembling a system from a scenario, one named step per part.
 
+use super::driver::Driver;
 use super::vtd_host::VtdHost;
 use super::{
     mmio_largest, CpuCounters, CpuProgram, Device, Iommu, SimError, System, DMA_READ,
@@ -37,12 +38,12 @@ impl System {
             .enumerate()
             .map(|(i, d)| device(s, i, d, link, dllp, &rc))
             .collect();
-        let (iommu, vtd_host, boot) = iommu(s)?;
+        let (iommu, driver, boot) = iommu(s)?;
         let mut system = System {
             devices,
             rc,
             iommu,
-            vtd_host,
+            driver,
             boot_done: Tick::ZERO,
             mem: memory(s)?,
             mem_wake: None,
@@ -77,10 +78,10 @@ impl System {
     /// of it is done.
     fn boot(&mut self, writes: &[MemWrite]) -> Result<(), SimError> {
         let core = cache::CoreId(0);
-        let flush = self.vtd_host.as_ref().is_some_and(|h| h.flush);
+        let flush = self.driver.as_ref().is_some_and(|h| h.flush());
         let t = self.host_writes(Tick::ZERO, core, writes, flush)?;
         let regs = self
-            .vtd_host
+            .driver
             .as_ref()
             .map(|h| h.boot_registers())
             .unwrap_or_default();
@@ -125,7 +126,7 @@ fn root_complex(p: &Platform) -> Result<(RootComplexConfig, ClockDomain), SimErr
 }
 
 /// The IOMMU, its driver, and the driver's boot-time table writes.
-fn iommu(s: &Scenario) -> Result<(Iommu, Option<VtdHost>, Vec<MemWrite>), SimError> {
+fn iommu(s: &Scenario) -> Result<(Iommu, Option<Driver>, Vec<MemWrite>), SimError> {
     match &s.platform.iommu {
         IommuSpec::None { latency_ns } => Ok((
             Iommu::None(IdentityTranslation::new(latency_ns.span())),
@@ -169,7 +170,7 @@ fn iommu(s: &Scenario) -> Result<(Iommu, Option<VtdHost>, Vec<MemWrite>), SimErr
             };
             let unit = vtd::Vtd::new(cfg)
                 .map_err(|e| SimError::Config(format!("platform.iommu.vtd.{e}")))?;
-            Ok((Iommu::Vtd(Box::new(unit)), Some(host), writes))
+            Ok((Iommu::Vtd(Box::new(unit)), Some(Driver::Vtd(host)), writes))
         }
     }
 }

@@ -4,23 +4,25 @@
 //! complete — spinning on the invalidation-wait status word (queued) or polling the busy
 //! bit (register-based).
 
-use super::vtd_host::Invalidation;
+use super::driver::Invalidation;
 use super::{Event, SimError, System};
 use crate::engine::EventQueue;
 use crate::scenario::CpuOp;
+use model_core::MemWrite;
 use model_core::{PhysAddr, Tick};
 use std::collections::VecDeque;
-use vtd::tables::MemWrite;
 
 /// What a CPU waits for before its next operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CpuWait {
-    /// The invalidation-wait status word at `pa` to hold `data`.
+    /// The status word at `pa` to hold `data` in its low `width` bytes.
     Memory {
         /// Status word.
         pa: PhysAddr,
         /// Expected value.
-        data: u32,
+        data: u64,
+        /// Bytes compared.
+        width: u8,
     },
     /// Register `offset` to read with `busy` clear.
     Register {
@@ -79,11 +81,11 @@ impl System {
         let index = self.cpus[usize::from(cpu)].next;
         let fail = |m: String| SimError::Iommu(format!("cpu \"{name}\", operation {index}: {m}"));
         let host = self
-            .vtd_host
+            .driver
             .as_mut()
             .ok_or_else(|| fail("an IOMMU operation needs platform.iommu.vtd".to_owned()))?;
         let mut work = HostWork {
-            flush: host.flush,
+            flush: host.flush(),
             ..HostWork::default()
         };
         let mut writes = Vec::new();
@@ -102,13 +104,18 @@ impl System {
                 match host.invalidate(i).map_err(fail)? {
                     Invalidation::Queued {
                         writes: w,
-                        tail,
+                        doorbell,
                         status,
                         data,
+                        width,
                     } => {
                         writes = w;
-                        work.then = vec![(vtd::regs::offset::IQT as u32, tail)];
-                        work.wait = Some(CpuWait::Memory { pa: status, data });
+                        work.then = vec![doorbell];
+                        work.wait = Some(CpuWait::Memory {
+                            pa: status,
+                            data,
+                            width,
+                        });
                     }
                     Invalidation::Register {
                         writes: regs,
@@ -188,14 +195,15 @@ impl System {
             return Ok(());
         };
         let seen = match wait {
-            CpuWait::Memory { pa, data } => {
-                let mut b = [0u8; 4];
+            CpuWait::Memory { pa, data, width } => {
+                let mut b = [0u8; 8];
+                let n = usize::from(width.min(8));
                 let t = self
                     .mem
-                    .load(now, core, pa, &mut b)
+                    .load(now, core, pa, &mut b[..n])
                     .map_err(|e| SimError::Cache(e.to_string()))?;
                 c.stats.loads += 1;
-                (u32::from_le_bytes(b) == data).then_some(t)
+                (b[..n] == data.to_le_bytes()[..n]).then_some(t)
             }
             CpuWait::Register { offset, busy } => {
                 let v = self

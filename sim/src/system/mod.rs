@@ -20,6 +20,7 @@
 mod build;
 mod cpu;
 mod cpu_iommu;
+pub mod driver;
 mod host;
 mod link;
 pub mod vtd_host;
@@ -330,8 +331,8 @@ pub struct System {
     pub rc: RootComplexConfig,
     /// The IOMMU.
     pub iommu: Iommu,
-    /// The VT-d driver, when the IOMMU is VT-d.
-    pub vtd_host: Option<vtd_host::VtdHost>,
+    /// The IOMMU's driver, when there is an IOMMU.
+    pub driver: Option<driver::Driver>,
     /// When the host software's boot (table writes, IOMMU registers) is done.
     pub boot_done: Tick,
     /// Main memory.

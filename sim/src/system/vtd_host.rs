@@ -6,6 +6,7 @@
 //! MMIO) to the system. Every refusal names the scenario path it came from, so the same
 //! code checks a scenario at load time and builds it at run time.
 
+use super::driver::Invalidation;
 use crate::scenario::iommu::{
     AttachSpec, DomainKind, DomainSpec, FlushPolicy, InvalidationVia, MappingSpec, TableMode,
     VtdSpec,
@@ -80,32 +81,6 @@ struct Queue {
     base: u64,
     tail: u64,
     wide: bool,
-}
-
-/// What an invalidation asks of the system.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Invalidation {
-    /// Queued: write the descriptors, then IQT; wait for `status` to hold `data`.
-    Queued {
-        /// Descriptor writes (CPU stores).
-        writes: Vec<MemWrite>,
-        /// The new IQT value.
-        tail: u64,
-        /// The wait descriptor's status word.
-        status: PhysAddr,
-        /// The value it will hold.
-        data: u32,
-    },
-    /// Register-based: write these registers in order, then poll `poll` until `busy`
-    /// clears.
-    Register {
-        /// (offset, value) writes.
-        writes: Vec<(u32, u64)>,
-        /// The register to poll.
-        poll: u32,
-        /// Its busy bit.
-        busy: u64,
-    },
 }
 
 /// The driver state of one VT-d unit.
@@ -766,9 +741,10 @@ impl VtdHost {
                 }
                 Ok(Invalidation::Queued {
                     writes,
-                    tail: q.tail,
+                    doorbell: (offset::IQT as u32, q.tail),
                     status: self.status,
-                    data,
+                    data: u64::from(data),
+                    width: 4,
                 })
             }
             _ => {

@@ -1,0 +1,103 @@
+//! The IOMMU driver as the CPU programs see it, whichever vendor's unit sits in the
+//! platform: map and unmap a domain's pages, invalidate, and the register writes of boot.
+//! Each vendor's driver (`vtd_host`, `amdvi_host`) turns these into its own table writes,
+//! descriptors or commands.
+
+use super::vtd_host::VtdHost;
+use crate::scenario::iommu::MappingSpec;
+use crate::scenario::IommuInvalidateOp;
+use model_core::{MemWrite, PhysAddr};
+use vtd::entry::PageSize;
+
+/// What an invalidation asks of the system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invalidation {
+    /// Queued: write the descriptors or commands (CPU stores), then the tail register;
+    /// the unit writes `data` to `status` when they are done (VT-d invalidation wait,
+    /// AMD-Vi COMPLETION_WAIT), and the CPU spins on it.
+    Queued {
+        /// Descriptor writes.
+        writes: Vec<MemWrite>,
+        /// The tail register and its new value.
+        doorbell: (u32, u64),
+        /// The status word.
+        status: PhysAddr,
+        /// The value it will hold (its low `width` bytes).
+        data: u64,
+        /// Bytes of the status word: 4 (VT-d) or 8 (AMD-Vi).
+        width: u8,
+    },
+    /// Register-based: write these registers in order, then poll `poll` until `busy`
+    /// clears.
+    Register {
+        /// (offset, value) writes.
+        writes: Vec<(u32, u64)>,
+        /// The register to poll.
+        poll: u32,
+        /// Its busy bit.
+        busy: u64,
+    },
+}
+
+/// The driver of the platform's IOMMU.
+#[derive(Debug, Clone)]
+pub enum Driver {
+    /// Intel VT-d.
+    Vtd(VtdHost),
+}
+
+impl Driver {
+    /// Whether table writes are CLFLUSHed (the platform's policy).
+    pub fn flush(&self) -> bool {
+        match self {
+            Driver::Vtd(h) => h.flush,
+        }
+    }
+
+    /// Maps a range into a domain.
+    pub fn map(
+        &mut self,
+        domain: &str,
+        m: &MappingSpec,
+        out: &mut Vec<MemWrite>,
+    ) -> Result<(), String> {
+        match self {
+            Driver::Vtd(h) => h.map(domain, m, out),
+        }
+    }
+
+    /// Unmaps a range of a domain.
+    pub fn unmap(
+        &mut self,
+        domain: &str,
+        iova: u64,
+        bytes: u64,
+        size: PageSize,
+        out: &mut Vec<MemWrite>,
+    ) -> Result<(), String> {
+        match self {
+            Driver::Vtd(h) => h.unmap(domain, iova, bytes, size, out),
+        }
+    }
+
+    /// What an invalidation operation writes and waits for.
+    pub fn invalidate(&mut self, op: &IommuInvalidateOp) -> Result<Invalidation, String> {
+        match self {
+            Driver::Vtd(h) => h.invalidate(op),
+        }
+    }
+
+    /// The register writes of boot, in order.
+    pub fn boot_registers(&self) -> Vec<(u32, u64)> {
+        match self {
+            Driver::Vtd(h) => h.boot_registers(),
+        }
+    }
+
+    /// Whether a domain of this name exists.
+    pub fn has_domain(&self, name: &str) -> bool {
+        match self {
+            Driver::Vtd(h) => h.domain_id(name).is_some(),
+        }
+    }
+}
