@@ -25,7 +25,7 @@ pub mod translate;
 
 pub use addr::{Bdf, BdfParseError, Iova, LineAddr, PhysAddr};
 pub use mem::{MemWrite, SparseMemory};
-pub use setassoc::{Inserted, Replacement, SetAssoc, SetAssocError, WayMask};
+pub use setassoc::{CountedCache, Inserted, Replacement, SetAssoc, SetAssocError, WayMask};
 pub use time::{ClockDomain, ClockError, Cycles, Span, Tick};
 pub use translate::{
     AccessKind, AgentError, AgentOutput, AgentStats, CacheCounts, IdentityTranslation, Translation,

@@ -381,6 +381,73 @@ fn plru_touch(bits: &mut u64, leaves: usize, way: usize) {
     }
 }
 
+/// A [`SetAssoc`] with LRU replacement that counts its lookups: the shape of every IOMMU
+/// cache (IOTLB, context / device-table-entry caches, paging-structure caches).
+#[derive(Debug, Clone)]
+pub struct CountedCache<V> {
+    array: SetAssoc<V>,
+    counts: crate::translate::CacheCounts,
+}
+
+impl<V: Clone> CountedCache<V> {
+    /// An empty cache of `sets` (a power of two) × `ways` (1 ..= 64), LRU.
+    pub fn new(sets: usize, ways: usize) -> Result<Self, SetAssocError> {
+        Ok(CountedCache {
+            array: SetAssoc::new(sets, ways, Replacement::Lru)?,
+            counts: crate::translate::CacheCounts::default(),
+        })
+    }
+
+    /// Looks `key` up, counting a hit or a miss and updating replacement state.
+    pub fn lookup(&mut self, key: u64) -> Option<V> {
+        let hit = self.array.lookup(key).cloned();
+        match hit {
+            Some(_) => self.counts.hits += 1,
+            None => self.counts.misses += 1,
+        }
+        hit
+    }
+
+    /// Looks `key` up without counting (one probe of a multi-probe lookup).
+    pub fn probe(&mut self, key: u64) -> Option<V> {
+        self.array.lookup(key).cloned()
+    }
+
+    /// Counts a lookup that found nothing without probing (e.g. an untaggable key).
+    pub fn count_miss(&mut self) {
+        self.counts.misses += 1;
+    }
+
+    /// Counts a hit found by [`CountedCache::probe`].
+    pub fn count_hit(&mut self) {
+        self.counts.hits += 1;
+    }
+
+    /// Fills `key`, evicting the LRU way of its set if needed.
+    pub fn insert(&mut self, key: u64, value: V) {
+        self.array.insert(key, value);
+    }
+
+    /// Drops every entry for which `keep(key, value)` is false; returns how many.
+    pub fn retain(&mut self, mut keep: impl FnMut(u64, &V) -> bool) -> usize {
+        let doomed: Vec<u64> = self
+            .array
+            .iter()
+            .filter(|(k, v)| !keep(*k, v))
+            .map(|(k, _)| k)
+            .collect();
+        for k in &doomed {
+            self.array.invalidate(*k);
+        }
+        doomed.len()
+    }
+
+    /// Hits and misses so far.
+    pub fn counts(&self) -> crate::translate::CacheCounts {
+        self.counts
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

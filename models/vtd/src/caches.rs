@@ -11,7 +11,7 @@ use crate::qi::{ContextScope, IotlbScope, PasidCacheScope, PasidIotlbScope};
 use crate::walk::{
     level_shift, Context, ContextMode, Leaf, PasidCtx, TableKind, TableStep, WalkFault,
 };
-use model_core::{CacheCounts, Replacement, SetAssoc, SetAssocError};
+use model_core::{CacheCounts, CountedCache, SetAssocError};
 use std::collections::BTreeMap;
 
 /// Bits of a page or prefix number in a key: a 57-bit input address has 45 bits above 4 KiB.
@@ -138,54 +138,16 @@ fn unpack(key: u64) -> (u64, u16, u64) {
     )
 }
 
-/// A set-associative array with counters.
-#[derive(Debug, Clone)]
-struct Counted<V> {
-    array: SetAssoc<V>,
-    counts: CacheCounts,
-}
-
-impl<V: Clone> Counted<V> {
-    fn new(g: Geometry) -> Result<Self, SetAssocError> {
-        Ok(Counted {
-            array: SetAssoc::new(g.sets, g.ways, Replacement::Lru)?,
-            counts: CacheCounts::default(),
-        })
-    }
-
-    fn lookup(&mut self, key: u64) -> Option<V> {
-        let hit = self.array.lookup(key).cloned();
-        match hit {
-            Some(_) => self.counts.hits += 1,
-            None => self.counts.misses += 1,
-        }
-        hit
-    }
-
-    fn retain(&mut self, mut keep: impl FnMut(u64, &V) -> bool) -> usize {
-        let doomed: Vec<u64> = self
-            .array
-            .iter()
-            .filter(|(k, v)| !keep(*k, v))
-            .map(|(k, _)| k)
-            .collect();
-        for k in &doomed {
-            self.array.invalidate(*k);
-        }
-        doomed.len()
-    }
-}
-
 /// All translation caches of one remapping unit.
 #[derive(Debug, Clone)]
 pub struct Caches {
     tags: Tags,
-    iotlb: Vec<Counted<IotlbEntry>>,
+    iotlb: Vec<CountedCache<IotlbEntry>>,
     iotlb_counts: CacheCounts,
-    context: Counted<Context>,
-    pasid: Counted<PasidCtx>,
+    context: CountedCache<Context>,
+    pasid: CountedCache<PasidCtx>,
     /// One per level of [`PSC_LEVELS`].
-    psc: Vec<Counted<TableStep>>,
+    psc: Vec<CountedCache<TableStep>>,
 }
 
 impl Caches {
@@ -195,19 +157,19 @@ impl Caches {
         Ok(Caches {
             tags: Tags::default(),
             iotlb: (0..arrays)
-                .map(|_| Counted::new(c.iotlb))
+                .map(|_| CountedCache::new(c.iotlb.sets, c.iotlb.ways))
                 .collect::<Result<_, _>>()?,
             iotlb_counts: CacheCounts::default(),
-            context: Counted::new(c.context)?,
-            pasid: Counted::new(c.pasid)?,
+            context: CountedCache::new(c.context.sets, c.context.ways)?,
+            pasid: CountedCache::new(c.pasid.sets, c.pasid.ways)?,
             psc: PSC_LEVELS
                 .iter()
-                .map(|_| Counted::new(c.psc))
+                .map(|_| CountedCache::new(c.psc.sets, c.psc.ways))
                 .collect::<Result<_, _>>()?,
         })
     }
 
-    fn iotlb_array(&mut self, size: PageSize) -> Option<&mut Counted<IotlbEntry>> {
+    fn iotlb_array(&mut self, size: PageSize) -> Option<&mut CountedCache<IotlbEntry>> {
         let i = if self.iotlb.len() == 3 {
             size_code(size) as usize
         } else {
@@ -221,7 +183,7 @@ impl Caches {
         let hit = self.tags.find(did, pasid).and_then(|tag| {
             PageSize::ALL.iter().find_map(|&size| {
                 let key = pack(iova >> size.shift(), tag, size_code(size));
-                self.iotlb_array(size)?.array.lookup(key).copied()
+                self.iotlb_array(size)?.probe(key)
             })
         });
         match hit {
@@ -240,7 +202,7 @@ impl Caches {
                 size_code(leaf.size),
             );
             if let Some(a) = self.iotlb_array(leaf.size) {
-                a.array.insert(key, IotlbEntry::Page(*leaf));
+                a.insert(key, IotlbEntry::Page(*leaf));
             }
         }
     }
@@ -258,7 +220,7 @@ impl Caches {
             let size = PageSize::Size4K;
             let key = pack(iova >> size.shift(), tag, size_code(size));
             if let Some(a) = self.iotlb_array(size) {
-                a.array.insert(key, IotlbEntry::NotPresent { fault, fpd });
+                a.insert(key, IotlbEntry::NotPresent { fault, fpd });
             }
         }
     }
@@ -270,7 +232,7 @@ impl Caches {
 
     /// Caches a context.
     pub fn context_fill(&mut self, sid: u16, c: Context) {
-        self.context.array.insert(u64::from(sid), c);
+        self.context.insert(u64::from(sid), c);
     }
 
     /// The PASID-cache entry of (requester, PASID).
@@ -280,7 +242,7 @@ impl Caches {
 
     /// Caches a PASID entry.
     pub fn pasid_fill(&mut self, sid: u16, pasid: u32, p: PasidCtx) {
-        self.pasid.array.insert(pasid_key(sid, pasid), p);
+        self.pasid.insert(pasid_key(sid, pasid), p);
     }
 
     /// The lowest cached paging-structure entry on the way to `iova` (PDE first, then
@@ -302,7 +264,7 @@ impl Caches {
             let hit = match key {
                 Some(k) => self.psc[i].lookup(k),
                 None => {
-                    self.psc[i].counts.misses += 1;
+                    self.psc[i].count_miss();
                     None
                 }
             };
@@ -321,7 +283,7 @@ impl Caches {
         for s in steps {
             if let Some(i) = PSC_LEVELS.iter().position(|&l| l == s.level) {
                 let key = pack(s.prefix, tag, kind_code(s.kind));
-                self.psc[i].array.insert(key, *s);
+                self.psc[i].insert(key, *s);
             }
         }
     }
@@ -420,11 +382,11 @@ impl Caches {
     /// The other caches' counters, in report order.
     pub fn counts(&self) -> Vec<(&'static str, CacheCounts)> {
         let mut v = vec![
-            ("context", self.context.counts),
-            ("pasid", self.pasid.counts),
+            ("context", self.context.counts()),
+            ("pasid", self.pasid.counts()),
         ];
         let names = ["pde", "pdpe", "pml4e", "pml5e"];
-        v.extend(names.iter().zip(&self.psc).map(|(n, a)| (*n, a.counts)));
+        v.extend(names.iter().zip(&self.psc).map(|(n, a)| (*n, a.counts())));
         v
     }
 }
