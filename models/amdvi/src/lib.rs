@@ -37,4 +37,8 @@ pub mod pte;
 pub mod regs;
 pub mod tables;
 
+pub mod iommu;
+pub mod walk;
+
+pub use iommu::{Amdvi, AmdviCaches, AmdviConfig, AmdviConfigError, AmdviTiming};
 pub use model_core::TranslationAgent;

@@ -2,6 +2,7 @@
 //! credits the spec requires, and a work budget a run can finish in.
 
 use super::{CpuOp, DeviceOp, IommuSpec, Scenario, Step, StreamDirection, Workload};
+use crate::system::amdvi_host::AmdviHost;
 use crate::system::driver::Driver;
 use crate::system::vtd_host::VtdHost;
 use std::collections::BTreeMap;
@@ -121,6 +122,11 @@ fn check_iommu(s: &Scenario) -> Result<(), (Vec<Step>, String)> {
             let devices = s.devices.iter().map(|d| (d.name.clone(), d.bdf)).collect();
             let (host, _) = VtdHost::boot(spec, &devices).map_err(|e| (e.steps, e.message))?;
             Some(Driver::Vtd(host))
+        }
+        IommuSpec::Amdvi(spec) => {
+            let devices = s.devices.iter().map(|d| (d.name.clone(), d.bdf)).collect();
+            let (host, _) = AmdviHost::boot(spec, &devices).map_err(|e| (e.steps, e.message))?;
+            Some(Driver::Amdvi(host))
         }
         IommuSpec::None { .. } => None,
     };

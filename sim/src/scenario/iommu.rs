@@ -288,6 +288,14 @@ pub struct MappingSpec {
     /// First level: execute disable (XD).
     #[serde(default)]
     pub xd: bool,
+    /// AMD-Vi: the leaf's FC (force coherent), when the platform's `force_coherent` is
+    /// `per_mapping`.
+    #[serde(default)]
+    pub fc: bool,
+    /// AMD-Vi: a page size other than 4k/2m/1g (a power of two from 8 KiB, mapped with
+    /// size-encoded leaves); overrides `page`.
+    #[serde(default)]
+    pub page_bytes: Option<Bounded<4096, { 1 << 51 }>>,
 }
 
 fn yes() -> bool {

@@ -3,6 +3,7 @@
 //! Loading never panics on any input. Every error names the file, the line and column, the
 //! JSON path and what was expected ([`ScenarioError`]); the CLI turns it into exit code 2.
 
+pub mod amdvi;
 mod check;
 pub mod iommu;
 mod locate;

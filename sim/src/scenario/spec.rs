@@ -342,6 +342,8 @@ pub enum IommuSpec {
     },
     /// An Intel VT-d remapping unit.
     Vtd(Box<super::iommu::VtdSpec>),
+    /// An AMD IOMMU.
+    Amdvi(Box<super::amdvi::AmdviSpec>),
 }
 
 impl Default for IommuSpec {

@@ -1,5 +1,6 @@
 //! Assembling a system from a scenario, one named step per part.
 
+use super::amdvi_host::AmdviHost;
 use super::driver::Driver;
 use super::vtd_host::VtdHost;
 use super::{
@@ -171,6 +172,44 @@ fn iommu(s: &Scenario) -> Result<(Iommu, Option<Driver>, Vec<MemWrite>), SimErro
             let unit = vtd::Vtd::new(cfg)
                 .map_err(|e| SimError::Config(format!("platform.iommu.vtd.{e}")))?;
             Ok((Iommu::Vtd(Box::new(unit)), Some(Driver::Vtd(host)), writes))
+        }
+        IommuSpec::Amdvi(spec) => {
+            let names = s.devices.iter().map(|d| (d.name.clone(), d.bdf)).collect();
+            let (host, writes) = AmdviHost::boot(spec, &names).map_err(|e| {
+                SimError::Config(format!(
+                    "{}: {}",
+                    crate::scenario::render_path(&e.steps),
+                    e.message
+                ))
+            })?;
+            let t = &spec.timing;
+            let clock = ClockDomain::from_mhz(t.clock_mhz.0)
+                .map_err(|e| SimError::Config(format!("platform.iommu.amdvi.timing: {e}")))?;
+            let g =
+                |g: &crate::scenario::iommu::GeometrySpec| (g.sets.0 as usize, g.ways.0 as usize);
+            let cfg = amdvi::AmdviConfig {
+                caps: spec.capabilities.clone(),
+                caches: amdvi::AmdviCaches {
+                    iotlb: g(&spec.caches.iotlb),
+                    dte: g(&spec.caches.dte),
+                    pdc: g(&spec.caches.page_directory),
+                },
+                timing: amdvi::AmdviTiming {
+                    clock,
+                    lookup: Cycles(t.lookup_cycles.0),
+                    walk_step: Cycles(t.walk_step_cycles.0),
+                    fault: Cycles(t.fault_cycles.0),
+                    command: Cycles(t.command_cycles.0),
+                },
+                max_walks: spec.max_walks.0 as u16,
+            };
+            let unit = amdvi::Amdvi::new(cfg)
+                .map_err(|e| SimError::Config(format!("platform.iommu.amdvi.{e}")))?;
+            Ok((
+                Iommu::Amdvi(Box::new(unit)),
+                Some(Driver::Amdvi(host)),
+                writes,
+            ))
         }
     }
 }

@@ -3,11 +3,21 @@
 //! Each vendor's driver (`vtd_host`, `amdvi_host`) turns these into its own table writes,
 //! descriptors or commands.
 
+use super::amdvi_host::AmdviHost;
 use super::vtd_host::VtdHost;
 use crate::scenario::iommu::MappingSpec;
-use crate::scenario::IommuInvalidateOp;
+use crate::scenario::{IommuInvalidateOp, Step};
 use model_core::{MemWrite, PhysAddr};
 use vtd::entry::PageSize;
+
+/// A refusal, located in the scenario.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostError {
+    /// Path into the scenario.
+    pub steps: Vec<Step>,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
 
 /// What an invalidation asks of the system.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +54,8 @@ pub enum Invalidation {
 pub enum Driver {
     /// Intel VT-d.
     Vtd(VtdHost),
+    /// AMD-Vi.
+    Amdvi(AmdviHost),
 }
 
 impl Driver {
@@ -51,6 +63,7 @@ impl Driver {
     pub fn flush(&self) -> bool {
         match self {
             Driver::Vtd(h) => h.flush,
+            Driver::Amdvi(h) => h.flush,
         }
     }
 
@@ -63,6 +76,7 @@ impl Driver {
     ) -> Result<(), String> {
         match self {
             Driver::Vtd(h) => h.map(domain, m, out),
+            Driver::Amdvi(h) => h.map(domain, m, out),
         }
     }
 
@@ -77,6 +91,7 @@ impl Driver {
     ) -> Result<(), String> {
         match self {
             Driver::Vtd(h) => h.unmap(domain, iova, bytes, size, out),
+            Driver::Amdvi(h) => h.unmap(domain, iova, bytes, size, out),
         }
     }
 
@@ -84,6 +99,7 @@ impl Driver {
     pub fn invalidate(&mut self, op: &IommuInvalidateOp) -> Result<Invalidation, String> {
         match self {
             Driver::Vtd(h) => h.invalidate(op),
+            Driver::Amdvi(h) => h.invalidate(op),
         }
     }
 
@@ -91,6 +107,7 @@ impl Driver {
     pub fn boot_registers(&self) -> Vec<(u32, u64)> {
         match self {
             Driver::Vtd(h) => h.boot_registers(),
+            Driver::Amdvi(h) => h.boot_registers(),
         }
     }
 
@@ -98,6 +115,7 @@ impl Driver {
     pub fn has_domain(&self, name: &str) -> bool {
         match self {
             Driver::Vtd(h) => h.domain_id(name).is_some(),
+            Driver::Amdvi(h) => h.has_domain(name),
         }
     }
 }

@@ -17,6 +17,7 @@
 //! Each handler asks a model what happens and when, then schedules the next event; models
 //! never see the queue. Requests in flight live in a slab so events carry a small key.
 
+pub mod amdvi_host;
 mod build;
 mod cpu;
 mod cpu_iommu;
@@ -196,6 +197,8 @@ pub enum Iommu {
     /// models produce real faults).
     /// An Intel VT-d remapping unit.
     Vtd(Box<vtd::Vtd>),
+    /// An AMD IOMMU.
+    Amdvi(Box<amdvi::Amdvi>),
     #[cfg(test)]
     Blocking(tests::Blocking),
 }
@@ -205,6 +208,7 @@ impl Iommu {
         match self {
             Iommu::None(t) => t,
             Iommu::Vtd(t) => t.as_mut(),
+            Iommu::Amdvi(t) => t.as_mut(),
             #[cfg(test)]
             Iommu::Blocking(t) => t,
         }
@@ -214,6 +218,7 @@ impl Iommu {
         match self {
             Iommu::None(t) => t,
             Iommu::Vtd(t) => t.as_ref(),
+            Iommu::Amdvi(t) => t.as_ref(),
             #[cfg(test)]
             Iommu::Blocking(t) => t,
         }
@@ -224,6 +229,7 @@ impl Iommu {
         match self {
             Iommu::None(t) => t.kind(),
             Iommu::Vtd(t) => t.kind(),
+            Iommu::Amdvi(t) => t.kind(),
             #[cfg(test)]
             Iommu::Blocking(t) => t.kind(),
         }

@@ -6,7 +6,7 @@
 //! MMIO) to the system. Every refusal names the scenario path it came from, so the same
 //! code checks a scenario at load time and builds it at run time.
 
-use super::driver::Invalidation;
+use super::driver::{HostError, Invalidation};
 use crate::scenario::iommu::{
     AttachSpec, DomainKind, DomainSpec, FlushPolicy, InvalidationVia, MappingSpec, TableMode,
     VtdSpec,
@@ -31,15 +31,6 @@ const RTADDR_TTM_SCALABLE: u64 = 0b01 << 10;
 const IQA_DW: u64 = 1 << 11;
 /// Invalidation queue pages: IQA.QS = 0 is one 4 KiB page (§11.4.12).
 const IQ_BYTES: u64 = 4096;
-
-/// A refusal, located in the scenario.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostError {
-    /// Path into the scenario.
-    pub steps: Vec<Step>,
-    /// What is wrong and what was expected.
-    pub message: String,
-}
 
 fn at(steps: Vec<Step>, message: impl Into<String>) -> HostError {
     HostError {
@@ -475,6 +466,13 @@ impl VtdHost {
             .domains
             .get_mut(domain)
             .ok_or_else(|| format!("no domain is named \"{domain}\""))?;
+        if m.fc || m.page_bytes.is_some() {
+            return Err(
+                "fc and page_bytes are AMD-Vi mapping fields: VT-d forces snooping with snp \
+                 and maps 4k, 2m or 1g pages"
+                    .to_owned(),
+            );
+        }
         let size: PageSize = m.page.into();
         let supported = match (size, d.kind) {
             (PageSize::Size4K, _) => true,

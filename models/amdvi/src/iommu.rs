@@ -1,0 +1,864 @@
+//! [`Amdvi`]: one AMD IOMMU as a sans-IO translation agent.
+//!
+//! A request reaches the unit at `now`; after `timing.lookup` the device-table-entry cache
+//! and the IOTLB have answered. A miss joins a walk in flight for the same (DeviceID, 4 KiB
+//! page, request kind), starts one if a walk slot is free, or waits. A walk reads the DTE
+//! and the I/O page table entries through the memory model (snooped when the unit is
+//! coherent: IVHD flag and Control.Coherent), and the page-directory cache lets it start
+//! below the root. Commands are fetched from the command buffer in memory and each takes
+//! `timing.command` to complete; cached translations stay usable until then, and a walk
+//! that started before an invalidation completed does not fill the caches. Faults are
+//! written to the event log in memory (16-byte entries at the tail), dropped with
+//! Status.EventOverflow when it is full.
+
+use crate::cmd::Command;
+use crate::event::{Event, EventLog};
+use crate::pte::level_shift;
+use crate::regs::{control, offset, status, CapError, Capabilities, DevTableBase, RingBase};
+use crate::walk::{reference, Device, Leaf, Outcome, ReqInfo, Step, TableStep, Walk, WalkEnv};
+use model_core::{
+    AgentError, AgentOutput, AgentStats, CacheCounts, ClockDomain, CountedCache, Cycles, PhysAddr,
+    SetAssocError, Span, Tick, Translation, TranslationAgent, TranslationFault, TranslationRequest,
+};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// Read tags with this bit are command fetches; the rest are walks.
+const CMD_TAG: u64 = 1 << 63;
+/// Bytes of a command or event (§2.4, §2.5).
+const ENTRY16: u64 = 16;
+/// Page-directory cache levels: PDEs live at levels 2..=6.
+const PDC_LEVELS: [u8; 5] = [2, 3, 4, 5, 6];
+/// Bits of a page or prefix number in a cache key (the rest holds the DomainID and size).
+const NUMBER_BITS: u32 = 42;
+
+/// Latencies in the unit's clock (assumptions: AMD publishes none; same shape as VT-d's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AmdviTiming {
+    /// The unit's clock.
+    pub clock: ClockDomain,
+    /// Request arrival to the DTE-cache / IOTLB answer.
+    pub lookup: Cycles,
+    /// A walk's data arriving to its next read leaving.
+    pub walk_step: Cycles,
+    /// Deciding a fault to the request being answered.
+    pub fault: Cycles,
+    /// One command from fetch to completion.
+    pub command: Cycles,
+}
+
+impl Default for AmdviTiming {
+    /// 1 GHz, 10-cycle lookups, 4 cycles per walk step, 20 per fault, 200 per command:
+    /// the VT-d defaults, so the two vendors differ only by their architecture.
+    fn default() -> AmdviTiming {
+        AmdviTiming {
+            clock: ClockDomain::ONE_GHZ,
+            lookup: Cycles(10),
+            walk_step: Cycles(4),
+            fault: Cycles(20),
+            command: Cycles(200),
+        }
+    }
+}
+
+/// Cache shapes: (sets, ways).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AmdviCaches {
+    /// IOTLB.
+    pub iotlb: (usize, usize),
+    /// Device table entry cache.
+    pub dte: (usize, usize),
+    /// Each level's page-directory cache.
+    pub pdc: (usize, usize),
+}
+
+impl Default for AmdviCaches {
+    /// 64 fully associative IOTLB entries (as the VT-d default); the others assumptions.
+    fn default() -> AmdviCaches {
+        AmdviCaches {
+            iotlb: (1, 64),
+            dte: (1, 16),
+            pdc: (1, 16),
+        }
+    }
+}
+
+/// One unit's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AmdviConfig {
+    /// Capabilities.
+    pub caps: Capabilities,
+    /// Cache shapes.
+    pub caches: AmdviCaches,
+    /// Latencies.
+    pub timing: AmdviTiming,
+    /// Walks in flight at once.
+    pub max_walks: u16,
+}
+
+impl Default for AmdviConfig {
+    fn default() -> AmdviConfig {
+        AmdviConfig {
+            caps: Capabilities::default(),
+            caches: AmdviCaches::default(),
+            timing: AmdviTiming::default(),
+            max_walks: 4,
+        }
+    }
+}
+
+/// A configuration the unit cannot be built with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AmdviConfigError {
+    /// Unsupported capabilities.
+    #[error("capabilities.{0}")]
+    Caps(#[from] CapError),
+    /// A cache shape the arrays cannot take.
+    #[error("caches: {0}")]
+    Cache(#[from] SetAssocError),
+    /// No walk slots.
+    #[error("max_walks must be at least 1")]
+    NoWalkSlots,
+}
+
+#[derive(Debug, Clone)]
+struct Waiter {
+    token: u64,
+    req: TranslationRequest,
+}
+
+/// Misses that one walk answers: same DeviceID, 4 KiB page and request kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MergeKey {
+    device_id: u16,
+    page: u64,
+    translated: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Active {
+    walk: Walk,
+    merge: MergeKey,
+    waiters: Vec<Waiter>,
+    epoch: u64,
+    device: Option<Device>,
+    queued: Option<Tick>,
+}
+
+enum Lookup {
+    Hit(Outcome),
+    Miss(Box<Walk>, Step),
+}
+
+/// The unit's caches.
+#[derive(Debug, Clone)]
+struct Caches {
+    dte: CountedCache<Device>,
+    iotlb: CountedCache<Leaf>,
+    iotlb_counts: CacheCounts,
+    /// Page sizes (shifts) present in the IOTLB per domain: the probes a lookup makes.
+    sizes: BTreeMap<u16, BTreeSet<u32>>,
+    pdc: Vec<CountedCache<TableStep>>,
+}
+
+fn key(number: u64, domain: u16, shift: u32) -> Option<u64> {
+    (number >> NUMBER_BITS == 0)
+        .then(|| number | (u64::from(domain) << NUMBER_BITS) | (u64::from(shift & 0x3f) << 58))
+}
+
+impl Caches {
+    fn iotlb_lookup(&mut self, domain: u16, iova: u64) -> Option<Leaf> {
+        let shifts: Vec<u32> = self
+            .sizes
+            .get(&domain)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default();
+        let hit = shifts.into_iter().find_map(|shift| {
+            let k = key(iova.checked_shr(shift)?, domain, shift)?;
+            self.iotlb.probe(k)
+        });
+        match hit {
+            Some(_) => self.iotlb_counts.hits += 1,
+            None => self.iotlb_counts.misses += 1,
+        }
+        hit
+    }
+
+    fn iotlb_fill(&mut self, l: &Leaf) {
+        let shift = l.size.trailing_zeros();
+        if let Some(k) = key(l.iova_base >> shift, l.domain, shift) {
+            self.iotlb.insert(k, *l);
+            self.sizes.entry(l.domain).or_default().insert(shift);
+        }
+    }
+
+    fn pdc_lookup(&mut self, domain: u16, levels: u8, iova: u64) -> Option<TableStep> {
+        for (i, &level) in PDC_LEVELS.iter().enumerate() {
+            if level > levels {
+                break;
+            }
+            let k = iova
+                .checked_shr(level_shift(level))
+                .and_then(|n| key(n, domain, 0));
+            let hit = match k {
+                Some(k) => self.pdc[i].lookup(k),
+                None => {
+                    self.pdc[i].count_miss();
+                    None
+                }
+            };
+            if hit.is_some() {
+                return hit;
+            }
+        }
+        None
+    }
+
+    fn pdc_fill(&mut self, domain: u16, steps: &[TableStep]) {
+        for s in steps {
+            if let (Some(i), Some(k)) = (
+                PDC_LEVELS.iter().position(|&l| l == s.level),
+                key(s.prefix, domain, 0),
+            ) {
+                self.pdc[i].insert(k, *s);
+            }
+        }
+    }
+
+    /// INVALIDATE_IOMMU_PAGES (§2.4.3): the domain's IOTLB entries overlapping
+    /// `[first, last]`, and with PDE its page-directory entries covering it.
+    fn invalidate_pages(&mut self, domain: u16, first: u64, last: u64, pde: bool) {
+        let overlaps =
+            |base: u64, bytes: u64| base <= last && first <= base.saturating_add(bytes - 1);
+        self.iotlb
+            .retain(|_, l| !(l.domain == domain && overlaps(l.iova_base, l.size)));
+        if pde {
+            for (a, level) in self.pdc.iter_mut().zip(PDC_LEVELS) {
+                let shift = level_shift(level);
+                a.retain(|k, s| {
+                    let d = ((k >> NUMBER_BITS) & 0xffff) as u16;
+                    let base = s.prefix.checked_shl(shift).unwrap_or(u64::MAX);
+                    !(d == domain && overlaps(base, 1u64.checked_shl(shift).unwrap_or(u64::MAX)))
+                });
+            }
+        }
+    }
+
+    fn invalidate_all(&mut self) {
+        self.dte.retain(|_, _| false);
+        self.iotlb.retain(|_, _| false);
+        self.sizes.clear();
+        for a in &mut self.pdc {
+            a.retain(|_, _| false);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Counters {
+    translations: u64,
+    walks: u64,
+    merged: u64,
+    walk_reads: u64,
+    commands: u64,
+}
+
+/// One AMD IOMMU.
+#[derive(Debug, Clone)]
+pub struct Amdvi {
+    cfg: AmdviConfig,
+    env: WalkEnv,
+    caches: Caches,
+    control: u64,
+    dev_table_reg: u64,
+    cmd_base: u64,
+    cmd_head: u64,
+    cmd_tail: u64,
+    cmd_busy: bool,
+    illegal_command: bool,
+    events: Option<EventLog>,
+    evt_base: u64,
+    status: u64,
+    /// Commands in progress, applied when their completion tick has come.
+    pending: Vec<(Tick, Command)>,
+    epoch: u64,
+    walks: BTreeMap<u64, Active>,
+    queue: VecDeque<u64>,
+    in_flight: usize,
+    next_walk: u64,
+    out: VecDeque<AgentOutput>,
+    n: Counters,
+    /// Events the log dropped, and faults it took.
+    dropped: u64,
+}
+
+impl Amdvi {
+    /// A unit after reset (IommuEn clear: requests pass untranslated). Software programs
+    /// the device table, command buffer and event log bases and sets Control.
+    pub fn new(cfg: AmdviConfig) -> Result<Amdvi, AmdviConfigError> {
+        cfg.caps.validate()?;
+        if cfg.max_walks == 0 {
+            return Err(AmdviConfigError::NoWalkSlots);
+        }
+        let c = &cfg.caches;
+        let caches = Caches {
+            dte: CountedCache::new(c.dte.0, c.dte.1)?,
+            iotlb: CountedCache::new(c.iotlb.0, c.iotlb.1)?,
+            iotlb_counts: CacheCounts::default(),
+            sizes: BTreeMap::new(),
+            pdc: PDC_LEVELS
+                .iter()
+                .map(|_| CountedCache::new(c.pdc.0, c.pdc.1))
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(Amdvi {
+            env: WalkEnv {
+                caps: cfg.caps.clone(),
+                dev_table: PhysAddr(0),
+                dev_entries: 0,
+                coherent: false,
+            },
+            caches,
+            control: 0,
+            dev_table_reg: 0,
+            cmd_base: 0,
+            cmd_head: 0,
+            cmd_tail: 0,
+            cmd_busy: false,
+            illegal_command: false,
+            events: None,
+            evt_base: 0,
+            status: 0,
+            pending: Vec::new(),
+            epoch: 0,
+            walks: BTreeMap::new(),
+            queue: VecDeque::new(),
+            in_flight: 0,
+            next_walk: 0,
+            out: VecDeque::new(),
+            n: Counters::default(),
+            dropped: 0,
+            cfg,
+        })
+    }
+
+    fn span(&self, c: Cycles) -> Span {
+        self.cfg.timing.clock.span(c)
+    }
+
+    fn enabled(&self) -> bool {
+        self.control & control::IOMMU_EN != 0
+    }
+
+    fn settle(&mut self, now: Tick) {
+        if self.pending.iter().all(|(t, _)| *t > now) {
+            return;
+        }
+        let (due, later): (Vec<_>, Vec<_>) = self.pending.drain(..).partition(|(t, _)| *t <= now);
+        self.pending = later;
+        for (_, c) in due {
+            self.apply(c);
+        }
+    }
+
+    fn apply(&mut self, c: Command) {
+        self.epoch += 1;
+        self.n.commands += 1;
+        match c {
+            Command::InvalidateDevtabEntry { device_id } => {
+                self.caches.dte.retain(|k, _| k != u64::from(device_id));
+            }
+            Command::InvalidateIommuPages { domain_id, pde, .. } => {
+                if let Some((first, last)) = c.invalidation_range() {
+                    self.caches.invalidate_pages(domain_id, first, last, pde);
+                }
+            }
+            Command::InvalidateIommuAll => self.caches.invalidate_all(),
+            // COMPLETION_WAIT's store was scheduled when it was fetched; device IOTLBs,
+            // interrupt remapping, prefetch and PPR are not modelled and only take time.
+            _ => {}
+        }
+    }
+
+    fn lookup(&mut self, info: ReqInfo) -> Lookup {
+        let (walk, step) = match self.caches.dte.lookup(u64::from(info.device_id)) {
+            Some(d) => Walk::from_device(info, d),
+            None => Walk::new(&self.env, info),
+        };
+        match step {
+            Step::Paged(d) => match self.caches.iotlb_lookup(d.domain, info.iova) {
+                Some(leaf) => Lookup::Hit(Outcome::Leaf(leaf)),
+                None => Lookup::Miss(Box::new(walk), step),
+            },
+            Step::Done(o) => Lookup::Hit(o),
+            Step::Read { .. } => Lookup::Miss(Box::new(walk), step),
+        }
+    }
+
+    fn miss(&mut self, walk: Walk, step: Step, w: Waiter, at: Tick) {
+        let r = walk.req();
+        let merge = MergeKey {
+            device_id: r.device_id,
+            page: r.iova >> 12,
+            translated: r.translated,
+        };
+        let epoch = self.epoch;
+        if let Some(a) = self
+            .walks
+            .values_mut()
+            .find(|a| a.merge == merge && (a.queued.is_some() || a.epoch == epoch))
+        {
+            self.n.merged += 1;
+            a.waiters.push(w);
+            return;
+        }
+        let id = self.next_walk;
+        self.next_walk += 1;
+        self.n.walks += 1;
+        let start = self.in_flight < usize::from(self.cfg.max_walks);
+        self.walks.insert(
+            id,
+            Active {
+                walk,
+                merge,
+                waiters: vec![w],
+                epoch,
+                device: None,
+                queued: (!start).then_some(at),
+            },
+        );
+        if start {
+            self.in_flight += 1;
+            let checked = matches!(step, Step::Paged(_));
+            self.advance(id, at, step, checked);
+        } else {
+            self.queue.push_back(id);
+        }
+    }
+
+    fn start_queued(&mut self, now: Tick) {
+        while self.in_flight < usize::from(self.cfg.max_walks) {
+            let Some(id) = self.queue.pop_front() else {
+                return;
+            };
+            let Some(ready) = self.walks.get_mut(&id).and_then(|a| a.queued.take()) else {
+                continue;
+            };
+            let at = ready.max(now);
+            let Some(info) = self.walks.get(&id).map(|a| *a.walk.req()) else {
+                continue;
+            };
+            match self.lookup(info) {
+                Lookup::Hit(o) => {
+                    if let Some(a) = self.walks.remove(&id) {
+                        for w in a.waiters {
+                            self.answer(w, at, o);
+                        }
+                    }
+                }
+                Lookup::Miss(walk, step) => {
+                    if let Some(a) = self.walks.get_mut(&id) {
+                        a.walk = *walk;
+                        a.epoch = self.epoch;
+                    }
+                    self.in_flight += 1;
+                    let checked = matches!(step, Step::Paged(_));
+                    self.advance(id, at, step, checked);
+                }
+            }
+        }
+    }
+
+    fn advance(&mut self, id: u64, mut at: Tick, mut step: Step, mut iotlb_checked: bool) {
+        loop {
+            let Some(a) = self.walks.get_mut(&id) else {
+                return;
+            };
+            match step {
+                Step::Read { pa, len, snooped } => {
+                    self.n.walk_reads += 1;
+                    self.out.push_back(AgentOutput::MemRead {
+                        tag: id,
+                        pa,
+                        len,
+                        snooped,
+                        at,
+                    });
+                    return;
+                }
+                Step::Paged(d) => {
+                    a.device = Some(d);
+                    let iova = a.walk.req().iova;
+                    if !iotlb_checked {
+                        iotlb_checked = true;
+                        at += self.span(self.cfg.timing.lookup);
+                        if let Some(leaf) = self.caches.iotlb_lookup(d.domain, iova) {
+                            step = Step::Done(Outcome::Leaf(leaf));
+                            continue;
+                        }
+                    }
+                    let levels = match d.kind {
+                        crate::walk::DeviceKind::Paged { levels, .. } => levels,
+                        _ => 0,
+                    };
+                    let from = self.caches.pdc_lookup(d.domain, levels, iova);
+                    step = match self.walks.get_mut(&id) {
+                        Some(a) => a.walk.begin_paging(&self.env, d, from),
+                        None => return,
+                    };
+                }
+                Step::Done(o) => {
+                    self.finish(id, at, o);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, id: u64, at: Tick, outcome: Outcome) {
+        let Some(a) = self.walks.remove(&id) else {
+            return;
+        };
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if a.epoch == self.epoch {
+            if let Some(d) = a.walk.device {
+                self.caches.dte.insert(u64::from(a.walk.req().device_id), d);
+            }
+            if let Some(d) = a.device {
+                self.caches.pdc_fill(d.domain, &a.walk.tables);
+            }
+            if let Outcome::Leaf(leaf) = outcome {
+                self.caches.iotlb_fill(&leaf);
+            }
+        }
+        for w in a.waiters {
+            self.answer(w, at, outcome);
+        }
+        self.start_queued(at);
+    }
+
+    /// Answers one request; a fault is written to the event log.
+    fn answer(&mut self, w: Waiter, at: Tick, outcome: Outcome) {
+        let info = ReqInfo::of(&w.req);
+        let fault = match outcome.apply(&info) {
+            Ok(t) => {
+                self.out.push_back(AgentOutput::Done {
+                    token: w.token,
+                    at,
+                    result: Ok(t),
+                });
+                return;
+            }
+            Err(f) => f,
+        };
+        let at = at + self.span(self.cfg.timing.fault);
+        let event = fault.event(&info);
+        let logged = self.log(at, &event);
+        let code = event.code();
+        self.out.push_back(AgentOutput::Done {
+            token: w.token,
+            at,
+            result: Err(TranslationFault {
+                requester: w.req.requester,
+                iova: w.req.iova,
+                access: w.req.access,
+                pasid: w.req.pasid,
+                reason_code: u32::from(code.code()),
+                reason: code.name(),
+                logged,
+            }),
+        });
+    }
+
+    /// Appends an event to the log in memory (two 8-byte writes at the tail).
+    fn log(&mut self, at: Tick, e: &Event) -> String {
+        let Some(log) = self
+            .events
+            .as_mut()
+            .filter(|_| self.control & control::EVT_LOG_EN != 0)
+        else {
+            self.dropped += 1;
+            return "not logged: the event log is disabled".to_owned();
+        };
+        match log.push(e) {
+            Ok((pa, qw)) => {
+                for (i, q) in qw.iter().enumerate() {
+                    self.out.push_back(AgentOutput::MemWrite {
+                        pa: PhysAddr(pa.raw() + 8 * i as u64),
+                        value: *q,
+                        len: 8,
+                        snooped: true,
+                        at,
+                    });
+                }
+                self.out.push_back(AgentOutput::RegisterChanged {
+                    offset: offset::EVT_TAIL as u32,
+                    at,
+                });
+                format!("event log entry at {pa}: {}", e.describe())
+            }
+            Err(_) => {
+                self.dropped += 1;
+                self.status |= status::EVT_OVERFLOW;
+                "not logged: event log full (Status.EventOverflow)".to_owned()
+            }
+        }
+    }
+
+    fn cmd_kick(&mut self, at: Tick) {
+        if self.cmd_busy
+            || self.illegal_command
+            || self.control & control::CMD_BUF_EN == 0
+            || self.cmd_head == self.cmd_tail
+        {
+            return;
+        }
+        self.cmd_busy = true;
+        let base = RingBase(self.cmd_base).base().raw();
+        // Command fetches snoop when the unit is coherent, like its other reads.
+        self.out.push_back(AgentOutput::MemRead {
+            tag: CMD_TAG | self.cmd_head,
+            pa: PhysAddr(base + self.cmd_head),
+            len: ENTRY16 as u32,
+            snooped: self.env.coherent,
+            at,
+        });
+    }
+
+    fn cmd_fetched(&mut self, now: Tick, data: &[u8]) {
+        self.cmd_busy = false;
+        let qw = |i: usize| {
+            data.get(8 * i..8 * i + 8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map_or(0, u64::from_le_bytes)
+        };
+        let cmd = match Command::decode([qw(0), qw(1)]) {
+            Ok(c) => c,
+            Err(_) => {
+                // §2.4: an illegal command stops the command processor and is logged.
+                self.illegal_command = true;
+                let base = RingBase(self.cmd_base).base().raw();
+                let e = Event::IllegalCommandError {
+                    address: PhysAddr(base + self.cmd_head),
+                };
+                self.log(now, &e);
+                return;
+            }
+        };
+        let done = now + self.span(self.cfg.timing.command);
+        if let Command::CompletionWait {
+            store: Some((pa, data)),
+            ..
+        } = cmd
+        {
+            self.out.push_back(AgentOutput::MemWrite {
+                pa,
+                value: data,
+                len: 8,
+                snooped: true,
+                at: done,
+            });
+        }
+        self.pending.push((done, cmd));
+        let size = RingBase(self.cmd_base).bytes().unwrap_or(4096).max(ENTRY16);
+        self.cmd_head = (self.cmd_head + ENTRY16) % size;
+        self.cmd_kick(done);
+    }
+
+    fn refused(what: impl Into<String>) -> AgentError {
+        AgentError::Refused {
+            agent: "amdvi",
+            what: what.into(),
+        }
+    }
+}
+
+impl TranslationAgent for Amdvi {
+    fn kind(&self) -> &'static str {
+        "amdvi"
+    }
+
+    fn request(&mut self, now: Tick, token: u64, req: &TranslationRequest) {
+        self.settle(now);
+        self.n.translations += 1;
+        let at = now + self.span(self.cfg.timing.lookup);
+        let w = Waiter { token, req: *req };
+        if !self.enabled() {
+            // IommuEn clear: the unit passes requests through.
+            self.out.push_back(AgentOutput::Done {
+                token,
+                at,
+                result: Ok(Translation {
+                    pa: PhysAddr(req.iova.raw()),
+                    forces_snoop: false,
+                }),
+            });
+            return;
+        }
+        match self.lookup(ReqInfo::of(req)) {
+            Lookup::Hit(o) => self.answer(w, at, o),
+            Lookup::Miss(walk, step) => self.miss(*walk, step, w, at),
+        }
+    }
+
+    fn memory_read_done(&mut self, now: Tick, tag: u64, data: &[u8]) -> Result<(), AgentError> {
+        self.settle(now);
+        if tag & CMD_TAG != 0 {
+            if !self.cmd_busy {
+                return Err(AgentError::UnknownTag(tag));
+            }
+            self.cmd_fetched(now, data);
+            return Ok(());
+        }
+        let Some(a) = self.walks.get_mut(&tag) else {
+            return Err(AgentError::UnknownTag(tag));
+        };
+        let step = a.walk.feed(&self.env, data);
+        let at = now + self.span(self.cfg.timing.walk_step);
+        self.advance(tag, at, step, false);
+        Ok(())
+    }
+
+    fn register_write(&mut self, now: Tick, off: u32, value: u64) -> Result<(), AgentError> {
+        self.settle(now);
+        match u64::from(off) {
+            offset::DEV_TABLE_BASE => {
+                let r = DevTableBase(value);
+                self.dev_table_reg = value;
+                self.env.dev_table = r.base();
+                self.env.dev_entries = r.entries();
+            }
+            offset::CMD_BUF_BASE => {
+                if RingBase(value).entries().is_none() {
+                    return Err(Self::refused(
+                        "CmdBufBase Len below 256 entries is reserved",
+                    ));
+                }
+                self.cmd_base = value;
+                self.cmd_head = 0;
+                self.cmd_tail = 0;
+            }
+            offset::EVT_LOG_BASE => {
+                let r = RingBase(value);
+                let entries = r
+                    .entries()
+                    .ok_or_else(|| Self::refused("EvtLogBase Len below 256 entries is reserved"))?;
+                self.evt_base = value;
+                self.events = Some(EventLog::new(r.base(), entries));
+            }
+            offset::CONTROL => {
+                self.control = value;
+                self.env.coherent = self.cfg.caps.coherent && value & control::COHERENT != 0;
+                self.cmd_kick(now);
+            }
+            offset::CMD_TAIL => {
+                self.cmd_tail = value & crate::regs::HEAD_TAIL_MASK;
+                self.cmd_kick(now);
+            }
+            offset::CMD_HEAD => self.cmd_head = value & crate::regs::HEAD_TAIL_MASK,
+            offset::EVT_HEAD => {
+                if let Some(log) = self.events.as_mut() {
+                    log.set_head(value & crate::regs::HEAD_TAIL_MASK);
+                }
+            }
+            offset::STATUS => {
+                // Write 1 to clear (§3.4 MMIO 2020h).
+                if value & status::EVT_OVERFLOW != 0 {
+                    if let Some(log) = self.events.as_mut() {
+                        log.clear_overflow();
+                    }
+                }
+                self.status &= !(value & status::RW1C);
+            }
+            o => {
+                return Err(AgentError::NoRegister {
+                    offset: o as u32,
+                    agent: "amdvi",
+                })
+            }
+        }
+        Ok(())
+    }
+
+    fn register_read(&mut self, now: Tick, off: u32) -> Result<u64, AgentError> {
+        self.settle(now);
+        Ok(match u64::from(off) {
+            offset::DEV_TABLE_BASE => self.dev_table_reg,
+            offset::CMD_BUF_BASE => self.cmd_base,
+            offset::EVT_LOG_BASE => self.evt_base,
+            offset::CONTROL => self.control,
+            offset::EXT_FEATURE => self.cfg.caps.ext_features().0,
+            offset::CMD_HEAD => {
+                // The head moves when each command completes.
+                let waiting = self.pending.iter().filter(|(t, _)| *t > now).count() as u64;
+                let size = RingBase(self.cmd_base).bytes().unwrap_or(4096).max(ENTRY16);
+                (self.cmd_head + size - (waiting * ENTRY16) % size) % size
+            }
+            offset::CMD_TAIL => self.cmd_tail,
+            offset::EVT_HEAD => self.events.as_ref().map_or(0, |l| l.head()),
+            offset::EVT_TAIL => self.events.as_ref().map_or(0, |l| l.tail()),
+            offset::STATUS => {
+                let overflow = self.events.as_ref().is_some_and(|l| l.overflowed());
+                self.status
+                    | if overflow { status::EVT_OVERFLOW } else { 0 }
+                    | if self.control & control::CMD_BUF_EN != 0 && !self.illegal_command {
+                        status::CMD_RUN
+                    } else {
+                        0
+                    }
+            }
+            o => {
+                return Err(AgentError::NoRegister {
+                    offset: o as u32,
+                    agent: "amdvi",
+                })
+            }
+        })
+    }
+
+    fn poll_output(&mut self) -> Option<AgentOutput> {
+        self.out.pop_front()
+    }
+
+    fn reference_translate(
+        &self,
+        req: &TranslationRequest,
+        mem: &mut dyn FnMut(PhysAddr, &mut [u8]),
+    ) -> Result<Translation, u32> {
+        if !self.enabled() {
+            return Ok(Translation {
+                pa: PhysAddr(req.iova.raw()),
+                forces_snoop: false,
+            });
+        }
+        let info = ReqInfo::of(req);
+        reference(&self.env, info, mem)
+            .apply(&info)
+            .map_err(|f| u32::from(f.event(&info).code().code()))
+    }
+
+    fn stats(&self) -> AgentStats {
+        let logged = self.events.as_ref().map_or(0, |l| l.logged());
+        let overflowed = self.events.as_ref().map_or(0, |l| l.dropped());
+        let mut caches = vec![("dte", self.caches.dte.counts())];
+        let names = ["pdc_l2", "pdc_l3", "pdc_l4", "pdc_l5", "pdc_l6"];
+        caches.extend(
+            names
+                .iter()
+                .zip(&self.caches.pdc)
+                .map(|(n, a)| (*n, a.counts())),
+        );
+        AgentStats {
+            translations: self.n.translations,
+            iotlb: self.caches.iotlb_counts,
+            walks: self.n.walks,
+            merged: self.n.merged,
+            walk_memory_reads: self.n.walk_reads,
+            caches,
+            faults_logged: logged,
+            faults_collapsed: 0,
+            faults_overflowed: overflowed,
+            faults_suppressed: self.dropped.saturating_sub(overflowed),
+            invalidations: self.n.commands,
+        }
+    }
+}
