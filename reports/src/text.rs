@@ -374,6 +374,10 @@ fn short_label(v: &VariantReport, keys: &[&str]) -> String {
             let short = shortest_unique_suffix(key, keys);
             let value = match value {
                 serde_json::Value::String(s) => s.clone(),
+                // A swept object is named by its single key (`{"vtd": {...}}` → `vtd{…}`).
+                serde_json::Value::Object(m) if m.len() == 1 => {
+                    m.keys().map(|k| format!("{k}{{…}}")).collect()
+                }
                 other => other.to_string(),
             };
             let value = if value.chars().count() > MAX_LABEL_VALUE {

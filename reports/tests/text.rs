@@ -99,3 +99,20 @@ fn two_variant_report_snapshot() {
     ]);
     insta::assert_snapshot!(render_text(&report));
 }
+
+#[test]
+fn a_swept_object_is_labelled_by_its_single_key() {
+    let with_iommu = |name: &str, iommu: serde_json::Value| {
+        let mut v = common::variant(name, StopReason::Completed);
+        v.params.clear();
+        v.params.insert("platform.iommu".to_owned(), iommu);
+        v
+    };
+    let text = render_text(&common::report(vec![
+        with_iommu("a", serde_json::json!({"vtd": {"domains": []}})),
+        with_iommu("b", serde_json::json!({"amdvi": {"domains": []}})),
+    ]));
+    let table = text.split("== comparison").nth(1).unwrap();
+    assert!(table.contains("iommu=vtd{…}"), "{table}");
+    assert!(table.contains("iommu=amdvi{…}"), "{table}");
+}
