@@ -614,12 +614,14 @@ impl Amdvi {
         }
         self.cmd_busy = true;
         let base = RingBase(self.cmd_base).base().raw();
-        // Command fetches snoop when the unit is coherent, like its other reads.
+        // Command fetches always snoop: Linux's iommu_queue_command copies commands into
+        // the buffer with plain stores and never flushes them, whatever Control.Coherent
+        // says (as the VT-d invalidation queue).
         self.out.push_back(AgentOutput::MemRead {
             tag: CMD_TAG | self.cmd_head,
             pa: PhysAddr(base + self.cmd_head),
             len: ENTRY16 as u32,
-            snooped: self.env.coherent,
+            snooped: true,
             at,
         });
     }

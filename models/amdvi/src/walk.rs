@@ -5,7 +5,7 @@
 //! DTE's Mode down, following each PDE's Next Level (which may skip levels) to a leaf:
 //! Next Level 0 (the level's natural page) or 7 (a size-encoded page). Each step names the
 //! next read ([`Step::Read`]); the timed unit ([`crate::Amdvi`]) performs it through the
-//! memory model and consults its caches between steps, and [`reference`] drives the same
+//! memory model and consults its caches between steps, and [`reference()`] drives the same
 //! steps from a memory closure with no caches for the corruption checker.
 
 use crate::dte::{DeviceTableEntry, MODE_NONE};

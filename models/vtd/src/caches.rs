@@ -2,7 +2,7 @@
 //! IOTLB and paging-structure caches, each a set-associative array with hit and miss
 //! counters, and the invalidation scopes of §6.5 applied to them.
 //!
-//! Every array is a [`SetAssoc`] keyed by a `u64` that packs the tags exactly (no hashing,
+//! Every array is a [`model_core::SetAssoc`] keyed by a `u64` that packs the tags exactly (no hashing,
 //! so two translations never alias): the page or prefix number sits in the low bits, which
 //! pick the set, and a small interned number stands for the (domain id, PASID) tag.
 

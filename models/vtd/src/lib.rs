@@ -1,16 +1,25 @@
 //! `vtd`: the Intel VT-d translation agent (Intel Virtualization Technology for Directed
-//! I/O, Architecture Specification, rev. 4.1).
+//! I/O, Architecture Specification, rev. 4.x).
 //!
-//! What this crate will own (VT-d issue): CAP/ECAP registers as typed values; root, context
-//! and (scalable mode) PASID tables living in simulated memory with their exact bit layouts;
-//! second- and first-level page walks as timed memory reads, snooped only when ECAP.C says
-//! walks are coherent; the SNP bit (valid only with ECAP.SC) and the PASID entry's PGSNP bit,
-//! which set [`model_core::Translation::forces_snoop`]; IOTLB, context cache and
-//! paging-structure caches; register-based and queued invalidation; fault recording with
-//! the specification's fault reason codes.
+//! [`Vtd`] is one DMA-remapping unit as a sans-IO [`model_core::TranslationAgent`]: every
+//! translation structure lives in simulated memory in its exact bit layout, every table
+//! read is a timed memory access the system performs (snooped only when ECAP.C, or the
+//! PASID entry's PWSNP, says walks are coherent), and the SNP / PGSNP bits set
+//! [`model_core::Translation::forces_snoop`].
 //!
-//! Until then a platform without an IOMMU uses [`model_core::IdentityTranslation`]; this crate
-//! only names the interface it will implement.
+//! * [`regs`]: CAP/ECAP as typed registers built from named [`regs::Capabilities`]
+//!   (unsupported combinations refused), register offsets and bits.
+//! * [`entry`]: root, context, scalable context, PASID directory and PASID entries,
+//!   second- and first-level paging entries, with reserved-bit masks per level.
+//! * [`tables`]: a Linux-style builder laying those structures out in memory.
+//! * [`walk`]: the walk as resumable reads (legacy, scalable, first level, nested) and the
+//!   cache-less reference walk the corruption checker uses.
+//! * [`caches`]: IOTLB, context cache, PASID cache and paging-structure caches, with the
+//!   invalidation scopes applied to them.
+//! * [`qi`]: queued and register-based invalidation encodings.
+//! * [`fault`]: fault reason codes and the fault recording registers.
+//! * [`iommu`]: the timed unit: lookups, walk slots with merging, invalidation latency,
+//!   fault logging, registers.
 #![forbid(unsafe_code)]
 
 pub mod entry;

@@ -3,7 +3,7 @@
 //! A [`Walk`] never touches memory: each step names the next structure to read
 //! ([`Step::Read`]) and is fed the bytes with [`Walk::feed`]. The timed IOMMU
 //! ([`crate::Vtd`]) performs each read through the memory model and consults its caches
-//! between steps; [`reference`] drives the same steps straight from a memory closure with
+//! between steps; [`reference()`] drives the same steps straight from a memory closure with
 //! no caches, which is what the corruption checker compares a DMA against. Both share
 //! every decision, so they can only disagree through caching or stale memory.
 //!
