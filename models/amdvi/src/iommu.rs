@@ -17,8 +17,9 @@ use crate::pte::level_shift;
 use crate::regs::{control, offset, status, CapError, Capabilities, DevTableBase, RingBase};
 use crate::walk::{reference, Device, Leaf, Outcome, ReqInfo, Step, TableStep, Walk, WalkEnv};
 use model_core::{
-    AgentError, AgentOutput, AgentStats, CacheCounts, ClockDomain, CountedCache, Cycles, PhysAddr,
-    SetAssocError, Span, Tick, Translation, TranslationAgent, TranslationFault, TranslationRequest,
+    AgentError, AgentOutput, AgentStats, CacheCounts, ClockDomain, CountedCache, Cycles, Missed,
+    Pending, PhysAddr, SetAssocError, Span, Tick, Translation, TranslationAgent, TranslationFault,
+    TranslationRequest, Waiter, WalkSlots,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -120,12 +121,6 @@ pub enum AmdviConfigError {
     NoWalkSlots,
 }
 
-#[derive(Debug, Clone)]
-struct Waiter {
-    token: u64,
-    req: TranslationRequest,
-}
-
 /// Misses that one walk answers: same DeviceID, 4 KiB page and request kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct MergeKey {
@@ -134,14 +129,11 @@ struct MergeKey {
     translated: bool,
 }
 
+/// A walk's state: the walk, and the device once its DTE is known.
 #[derive(Debug, Clone)]
 struct Active {
     walk: Walk,
-    merge: MergeKey,
-    waiters: Vec<Waiter>,
-    epoch: u64,
     device: Option<Device>,
-    queued: Option<Tick>,
 }
 
 enum Lookup {
@@ -256,8 +248,6 @@ impl Caches {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Counters {
     translations: u64,
-    walks: u64,
-    merged: u64,
     walk_reads: u64,
     commands: u64,
 }
@@ -279,12 +269,9 @@ pub struct Amdvi {
     evt_base: u64,
     status: u64,
     /// Commands in progress, applied when their completion tick has come.
-    pending: Vec<(Tick, Command)>,
-    epoch: u64,
-    walks: BTreeMap<u64, Active>,
-    queue: VecDeque<u64>,
-    in_flight: usize,
-    next_walk: u64,
+    pending: Pending<Command>,
+    /// Walks in flight and queued.
+    slots: WalkSlots<MergeKey, Active>,
     out: VecDeque<AgentOutput>,
     n: Counters,
     /// Events the log dropped, and faults it took.
@@ -328,12 +315,8 @@ impl Amdvi {
             events: None,
             evt_base: 0,
             status: 0,
-            pending: Vec::new(),
-            epoch: 0,
-            walks: BTreeMap::new(),
-            queue: VecDeque::new(),
-            in_flight: 0,
-            next_walk: 0,
+            pending: Pending::default(),
+            slots: WalkSlots::new(usize::from(cfg.max_walks)),
             out: VecDeque::new(),
             n: Counters::default(),
             dropped: 0,
@@ -350,18 +333,13 @@ impl Amdvi {
     }
 
     fn settle(&mut self, now: Tick) {
-        if self.pending.iter().all(|(t, _)| *t > now) {
-            return;
-        }
-        let (due, later): (Vec<_>, Vec<_>) = self.pending.drain(..).partition(|(t, _)| *t <= now);
-        self.pending = later;
-        for (_, c) in due {
+        for c in self.pending.due(now) {
             self.apply(c);
         }
     }
 
     fn apply(&mut self, c: Command) {
-        self.epoch += 1;
+        self.slots.invalidated();
         self.n.commands += 1;
         match c {
             Command::InvalidateDevtabEntry { device_id } => {
@@ -394,73 +372,42 @@ impl Amdvi {
         }
     }
 
+    /// Starts, joins or queues the walk of a miss.
     fn miss(&mut self, walk: Walk, step: Step, w: Waiter, at: Tick) {
         let r = walk.req();
-        let merge = MergeKey {
+        let key = MergeKey {
             device_id: r.device_id,
             page: r.iova >> 12,
             translated: r.translated,
         };
-        let epoch = self.epoch;
-        if let Some(a) = self
-            .walks
-            .values_mut()
-            .find(|a| a.merge == merge && (a.queued.is_some() || a.epoch == epoch))
-        {
-            self.n.merged += 1;
-            a.waiters.push(w);
-            return;
-        }
-        let id = self.next_walk;
-        self.next_walk += 1;
-        self.n.walks += 1;
-        let start = self.in_flight < usize::from(self.cfg.max_walks);
-        self.walks.insert(
-            id,
-            Active {
-                walk,
-                merge,
-                waiters: vec![w],
-                epoch,
-                device: None,
-                queued: (!start).then_some(at),
-            },
-        );
-        if start {
-            self.in_flight += 1;
+        let make = || Active { walk, device: None };
+        if let Missed::Start(id) = self.slots.miss(key, w, at, make) {
             let checked = matches!(step, Step::Paged(_));
             self.advance(id, at, step, checked);
-        } else {
-            self.queue.push_back(id);
         }
     }
 
+    /// Starts queued walks while slots are free, each looking the caches up again.
     fn start_queued(&mut self, now: Tick) {
-        while self.in_flight < usize::from(self.cfg.max_walks) {
-            let Some(id) = self.queue.pop_front() else {
-                return;
-            };
-            let Some(ready) = self.walks.get_mut(&id).and_then(|a| a.queued.take()) else {
-                continue;
-            };
+        while let Some((id, ready)) = self.slots.next_queued() {
             let at = ready.max(now);
-            let Some(info) = self.walks.get(&id).map(|a| *a.walk.req()) else {
+            let Some(info) = self.slots.get_mut(id).map(|s| *s.walk.walk.req()) else {
                 continue;
             };
             match self.lookup(info) {
                 Lookup::Hit(o) => {
-                    if let Some(a) = self.walks.remove(&id) {
-                        for w in a.waiters {
+                    if let Some((s, _)) = self.slots.finish(id) {
+                        for w in s.waiters {
                             self.answer(w, at, o);
                         }
                     }
                 }
                 Lookup::Miss(walk, step) => {
-                    if let Some(a) = self.walks.get_mut(&id) {
-                        a.walk = *walk;
-                        a.epoch = self.epoch;
-                    }
-                    self.in_flight += 1;
+                    let walk = Active {
+                        walk: *walk,
+                        device: None,
+                    };
+                    self.slots.restart(id, walk);
                     let checked = matches!(step, Step::Paged(_));
                     self.advance(id, at, step, checked);
                 }
@@ -470,7 +417,7 @@ impl Amdvi {
 
     fn advance(&mut self, id: u64, mut at: Tick, mut step: Step, mut iotlb_checked: bool) {
         loop {
-            let Some(a) = self.walks.get_mut(&id) else {
+            let Some(a) = self.slots.get_mut(id).map(|s| &mut s.walk) else {
                 return;
             };
             match step {
@@ -501,8 +448,8 @@ impl Amdvi {
                         _ => 0,
                     };
                     let from = self.caches.pdc_lookup(d.domain, levels, iova);
-                    step = match self.walks.get_mut(&id) {
-                        Some(a) => a.walk.begin_paging(&self.env, d, from),
+                    step = match self.slots.get_mut(id) {
+                        Some(a) => a.walk.walk.begin_paging(&self.env, d, from),
                         None => return,
                     };
                 }
@@ -515,11 +462,11 @@ impl Amdvi {
     }
 
     fn finish(&mut self, id: u64, at: Tick, outcome: Outcome) {
-        let Some(a) = self.walks.remove(&id) else {
+        let Some((slot, fill)) = self.slots.finish(id) else {
             return;
         };
-        self.in_flight = self.in_flight.saturating_sub(1);
-        if a.epoch == self.epoch {
+        let a = &slot.walk;
+        if fill {
             if let Some(d) = a.walk.device {
                 self.caches.dte.insert(u64::from(a.walk.req().device_id), d);
             }
@@ -530,7 +477,7 @@ impl Amdvi {
                 self.caches.iotlb_fill(&leaf);
             }
         }
-        for w in a.waiters {
+        for w in slot.waiters {
             self.answer(w, at, outcome);
         }
         self.start_queued(at);
@@ -660,7 +607,7 @@ impl Amdvi {
                 at: done,
             });
         }
-        self.pending.push((done, cmd));
+        self.pending.push(done, cmd);
         let size = RingBase(self.cmd_base).bytes().unwrap_or(4096).max(ENTRY16);
         self.cmd_head = (self.cmd_head + ENTRY16) % size;
         self.cmd_kick(done);
@@ -711,10 +658,10 @@ impl TranslationAgent for Amdvi {
             self.cmd_fetched(now, data);
             return Ok(());
         }
-        let Some(a) = self.walks.get_mut(&tag) else {
+        let Some(a) = self.slots.get_mut(tag) else {
             return Err(AgentError::UnknownTag(tag));
         };
-        let step = a.walk.feed(&self.env, data);
+        let step = a.walk.walk.feed(&self.env, data);
         let at = now + self.span(self.cfg.timing.walk_step);
         self.advance(tag, at, step, false);
         Ok(())
@@ -791,7 +738,7 @@ impl TranslationAgent for Amdvi {
             offset::EXT_FEATURE => self.cfg.caps.ext_features().0,
             offset::CMD_HEAD => {
                 // The head moves when each command completes.
-                let waiting = self.pending.iter().filter(|(t, _)| *t > now).count() as u64;
+                let waiting = self.pending.in_progress(now) as u64;
                 let size = RingBase(self.cmd_base).bytes().unwrap_or(4096).max(ENTRY16);
                 (self.cmd_head + size - (waiting * ENTRY16) % size) % size
             }
@@ -852,8 +799,8 @@ impl TranslationAgent for Amdvi {
         AgentStats {
             translations: self.n.translations,
             iotlb: self.caches.iotlb_counts,
-            walks: self.n.walks,
-            merged: self.n.merged,
+            walks: self.slots.started(),
+            merged: self.slots.merged(),
             walk_memory_reads: self.n.walk_reads,
             caches,
             faults_logged: logged,

@@ -10,6 +10,9 @@
 //! * [`translate`]: the [`TranslationAgent`] interface that the VT-d and AMD-Vi models
 //!   implement, and [`IdentityTranslation`] for platforms without an IOMMU.
 //!
+//! * [`walks`]: [`WalkSlots`] and [`Pending`], the walk-slot, miss-merging and
+//!   invalidation-epoch bookkeeping every IOMMU model shares.
+//!
 //! * [`setassoc`]: [`SetAssoc`], the generic set-associative array with LRU and tree
 //!   pseudo-LRU replacement shared by CPU caches, IOTLBs and walk caches.
 //!
@@ -22,6 +25,7 @@ pub mod mem;
 pub mod setassoc;
 pub mod time;
 pub mod translate;
+pub mod walks;
 
 pub use addr::{Bdf, BdfParseError, Iova, LineAddr, PhysAddr};
 pub use mem::{MemWrite, SparseMemory};
@@ -31,3 +35,4 @@ pub use translate::{
     AccessKind, AgentError, AgentOutput, AgentStats, CacheCounts, IdentityTranslation, Translation,
     TranslationAgent, TranslationFault, TranslationRequest,
 };
+pub use walks::{Missed, Pending, Slot, Waiter, WalkSlots};

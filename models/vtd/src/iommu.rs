@@ -25,10 +25,11 @@ use crate::qi::{
 use crate::regs::{gcmd, gsts, offset, CapError, Capabilities, Iqa};
 use crate::walk::{reference, Outcome, ReqInfo, Setup, Step, Walk, WalkEnv, WalkFault};
 use model_core::{
-    AgentError, AgentOutput, AgentStats, ClockDomain, Cycles, PhysAddr, SetAssocError, Tick,
-    Translation, TranslationAgent, TranslationFault, TranslationRequest,
+    AgentError, AgentOutput, AgentStats, ClockDomain, Cycles, Missed, Pending, PhysAddr,
+    SetAssocError, Tick, Translation, TranslationAgent, TranslationFault, TranslationRequest,
+    Waiter, WalkSlots,
 };
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 /// Read tags with this bit are invalidation-queue descriptor fetches; the rest are walks.
 const QI_TAG: u64 = 1 << 63;
@@ -129,13 +130,6 @@ pub enum VtdConfigError {
     NoWalkSlots,
 }
 
-/// A request waiting for a walk.
-#[derive(Debug, Clone)]
-struct Waiter {
-    token: u64,
-    req: TranslationRequest,
-}
-
 /// What makes two misses one walk: the same requester, PASID and 4 KiB page, and the same
 /// kind of request (an ATS-translated request and a privileged one take other paths through
 /// the context and PASID checks).
@@ -160,25 +154,17 @@ impl MergeKey {
     }
 }
 
-/// A walk, in flight or waiting for a slot.
+/// A walk's state: the walk, and its set-up once context and PASID entry are known.
 #[derive(Debug, Clone)]
 struct Active {
     walk: Walk,
-    merge: MergeKey,
-    waiters: Vec<Waiter>,
-    /// The invalidation epoch when it started.
-    epoch: u64,
     setup: Option<Setup>,
-    /// Not started: when it became ready.
-    queued: Option<Tick>,
 }
 
 /// The unit's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Counters {
     translations: u64,
-    walks: u64,
-    merged: u64,
     walk_reads: u64,
     invalidations: u64,
 }
@@ -214,12 +200,9 @@ pub struct Vtd {
     ccmd_done: u64,
     iotlb_done: u64,
     /// Invalidations in progress: applied when their completion tick has come.
-    pending: Vec<(Tick, InvDescriptor)>,
-    epoch: u64,
-    walks: BTreeMap<u64, Active>,
-    queue: VecDeque<u64>,
-    in_flight: usize,
-    next_walk: u64,
+    pending: Pending<InvDescriptor>,
+    /// Walks in flight and queued.
+    slots: WalkSlots<MergeKey, Active>,
     out: VecDeque<AgentOutput>,
     n: Counters,
 }
@@ -249,12 +232,8 @@ impl Vtd {
             iotlb_busy_until: None,
             ccmd_done: 0,
             iotlb_done: 0,
-            pending: Vec::new(),
-            epoch: 0,
-            walks: BTreeMap::new(),
-            queue: VecDeque::new(),
-            in_flight: 0,
-            next_walk: 0,
+            pending: Pending::default(),
+            slots: WalkSlots::new(usize::from(cfg.max_walks)),
             out: VecDeque::new(),
             n: Counters::default(),
             cfg,
@@ -292,18 +271,13 @@ impl Vtd {
 
     /// Applies every invalidation whose completion tick has come.
     fn settle(&mut self, now: Tick) {
-        if self.pending.iter().all(|(t, _)| *t > now) {
-            return;
-        }
-        let (due, later): (Vec<_>, Vec<_>) = self.pending.drain(..).partition(|(t, _)| *t <= now);
-        self.pending = later;
-        for (_, d) in due {
+        for d in self.pending.due(now) {
             self.apply(d);
         }
     }
 
     fn apply(&mut self, d: InvDescriptor) {
-        self.epoch += 1;
+        self.slots.invalidated();
         self.n.invalidations += 1;
         match d {
             InvDescriptor::ContextCache(s) => {
@@ -365,76 +339,40 @@ impl Vtd {
         }
     }
 
-    /// Starts, joins or queues the walk of a miss.
+    /// Starts, joins or queues the walk of a miss. Only a walk for the same kind of
+    /// request, started after the latest invalidation completed, can answer it.
     fn miss(&mut self, walk: Walk, step: Step, w: Waiter, at: Tick) {
-        let merge = MergeKey::of(walk.req());
-        // Only a walk for the same kind of request, that started after the latest
-        // invalidation completed, can answer this one.
-        let epoch = self.epoch;
-        if let Some(a) = self
-            .walks
-            .values_mut()
-            .find(|a| a.merge == merge && (a.queued.is_some() || a.epoch == epoch))
-        {
-            self.n.merged += 1;
-            a.waiters.push(w);
-            return;
-        }
-        let id = self.next_walk;
-        self.next_walk += 1;
-        self.n.walks += 1;
-        let start_now = self.in_flight < usize::from(self.cfg.max_walks);
-        self.walks.insert(
-            id,
-            Active {
-                walk,
-                merge,
-                waiters: vec![w],
-                epoch: self.epoch,
-                setup: None,
-                queued: (!start_now).then_some(at),
-            },
-        );
-        if start_now {
-            self.in_flight += 1;
+        let key = MergeKey::of(walk.req());
+        let make = || Active { walk, setup: None };
+        if let Missed::Start(id) = self.slots.miss(key, w, at, make) {
             // A walk whose context came from the cache already missed the IOTLB.
             let checked = matches!(step, Step::Setup(_));
             self.advance(id, at, step, checked);
-        } else {
-            self.queue.push_back(id);
         }
     }
 
-    /// Starts queued walks while slots are free.
+    /// Starts queued walks while slots are free; the walks they waited for may have
+    /// filled the caches, so each looks them up again.
     fn start_queued(&mut self, now: Tick) {
-        while self.in_flight < usize::from(self.cfg.max_walks) {
-            let Some(id) = self.queue.pop_front() else {
-                return;
-            };
-            let Some(a) = self.walks.get_mut(&id) else {
-                continue;
-            };
-            let Some(ready) = a.queued.take() else {
-                continue;
-            };
+        while let Some((id, ready)) = self.slots.next_queued() {
             let at = ready.max(now);
-            // The walks it waited for may have filled the caches: look again.
-            let info = *a.walk.req();
+            let Some(info) = self.slots.get_mut(id).map(|s| *s.walk.walk.req()) else {
+                continue;
+            };
             match self.lookup(info) {
                 Lookup::Hit(outcome) => {
-                    if let Some(a) = self.walks.remove(&id) {
-                        for w in a.waiters {
+                    if let Some((s, _)) = self.slots.finish(id) {
+                        for w in s.waiters {
                             self.answer(w, at, outcome);
                         }
                     }
                 }
                 Lookup::Miss(walk, step) => {
-                    if let Some(a) = self.walks.get_mut(&id) {
-                        a.walk = *walk;
-                        a.epoch = self.epoch;
-                    }
-                    self.in_flight += 1;
-                    // A walk whose context came from the cache already missed the IOTLB.
+                    let walk = Active {
+                        walk: *walk,
+                        setup: None,
+                    };
+                    self.slots.restart(id, walk);
                     let checked = matches!(step, Step::Setup(_));
                     self.advance(id, at, step, checked);
                 }
@@ -445,7 +383,7 @@ impl Vtd {
     /// Drives walk `id` from `step` at `at` until it needs memory or ends.
     fn advance(&mut self, id: u64, mut at: Tick, mut step: Step, mut iotlb_checked: bool) {
         loop {
-            let Some(a) = self.walks.get_mut(&id) else {
+            let Some(a) = self.slots.get_mut(id).map(|s| &mut s.walk) else {
                 return;
             };
             match step {
@@ -488,9 +426,8 @@ impl Vtd {
                     let from = self
                         .caches
                         .psc_lookup(s.did, s.pasid_tag, s.kind, s.levels, iova);
-                    let a = self.walks.get_mut(&id);
-                    step = match a {
-                        Some(a) => a.walk.begin_paging(&self.env, s, from),
+                    step = match self.slots.get_mut(id) {
+                        Some(a) => a.walk.walk.begin_paging(&self.env, s, from),
                         None => return,
                     };
                 }
@@ -505,11 +442,11 @@ impl Vtd {
     /// Fills the caches (unless an invalidation completed meanwhile) and answers every
     /// request waiting on walk `id`.
     fn finish(&mut self, id: u64, at: Tick, outcome: Outcome) {
-        let Some(a) = self.walks.remove(&id) else {
+        let Some((slot, fill)) = self.slots.finish(id) else {
             return;
         };
-        self.in_flight = self.in_flight.saturating_sub(1);
-        if a.epoch == self.epoch {
+        let a = &slot.walk;
+        if fill {
             let sid = a.walk.req().sid.raw();
             if let Some(c) = a.walk.context {
                 self.caches.context_fill(sid, c);
@@ -537,7 +474,7 @@ impl Vtd {
                 }
             }
         }
-        for w in a.waiters {
+        for w in slot.waiters {
             self.answer(w, at, outcome);
         }
         self.start_queued(at);
@@ -676,7 +613,7 @@ impl Vtd {
                 });
             }
         }
-        self.pending.push((done, d));
+        self.pending.push(done, d);
         let size = Iqa(self.iqa).size_bytes();
         self.iqh = (self.iqh + self.descriptor_bytes()) % size;
         self.out.push_back(AgentOutput::RegisterChanged {
@@ -769,10 +706,10 @@ impl TranslationAgent for Vtd {
             self.qi_fetched(now, data);
             return Ok(());
         }
-        let Some(a) = self.walks.get_mut(&tag) else {
+        let Some(a) = self.slots.get_mut(tag) else {
             return Err(AgentError::UnknownTag(tag));
         };
-        let step = a.walk.feed(&self.env, data);
+        let step = a.walk.walk.feed(&self.env, data);
         let at = now + self.cfg.timing.clock.span(self.cfg.timing.walk_step);
         self.advance(tag, at, step, false);
         Ok(())
@@ -795,8 +732,7 @@ impl TranslationAgent for Vtd {
                         ));
                     }
                     let scope = decode_ccmd(value).map_err(|e| self.refused(e.to_string()))?;
-                    self.pending
-                        .push((done, InvDescriptor::ContextCache(scope)));
+                    self.pending.push(done, InvDescriptor::ContextCache(scope));
                     self.ccmd_busy_until = Some(done);
                     self.ccmd_done = ((value >> CCMD_CIRG_SHIFT) & 0b11) << CCMD_CAIG_SHIFT;
                     self.out.push_back(AgentOutput::RegisterChanged {
@@ -817,14 +753,14 @@ impl TranslationAgent for Vtd {
                     }
                     let scope = decode_iotlb_reg_with_iva(value, self.iva)
                         .map_err(|e| self.refused(e.to_string()))?;
-                    self.pending.push((
+                    self.pending.push(
                         done,
                         InvDescriptor::Iotlb {
                             scope,
                             drain_reads: false,
                             drain_writes: false,
                         },
-                    ));
+                    );
                     self.iotlb_busy_until = Some(done);
                     self.iotlb_done = ((value >> IOTLB_IIRG_SHIFT) & 0b11) << IOTLB_IAIG_SHIFT;
                     self.out.push_back(AgentOutput::RegisterChanged {
@@ -906,8 +842,7 @@ impl TranslationAgent for Vtd {
             offset::IQT => self.iqt,
             offset::IQH => {
                 // The head moves when each descriptor completes.
-                let pending_bytes = self.pending.iter().filter(|(t, _)| *t > now).count() as u64
-                    * self.descriptor_bytes();
+                let pending_bytes = self.pending.in_progress(now) as u64 * self.descriptor_bytes();
                 let size = Iqa(self.iqa).size_bytes().max(1);
                 (self.iqh + size - pending_bytes % size) % size
             }
@@ -969,8 +904,8 @@ impl TranslationAgent for Vtd {
         AgentStats {
             translations: self.n.translations,
             iotlb: self.caches.iotlb_counts(),
-            walks: self.n.walks,
-            merged: self.n.merged,
+            walks: self.slots.started(),
+            merged: self.slots.merged(),
             walk_memory_reads: self.n.walk_reads,
             caches: self.caches.counts(),
             faults_logged: self.faults.logged(),
