@@ -137,7 +137,8 @@ struct Active {
 }
 
 enum Lookup {
-    Hit(Outcome),
+    /// The caches answer; `bool`: the requester's DTE.SA.
+    Hit(Outcome, bool),
     Miss(Box<Walk>, Step),
 }
 
@@ -152,9 +153,16 @@ struct Caches {
     pdc: Vec<CountedCache<TableStep>>,
 }
 
+/// A cache key: the page or prefix number's low 42 bits, the DomainID and the page shift.
+/// Numbers wider than 42 bits (inputs at or above 2^54) share keys with lower ones; every
+/// hit is checked against the full tag, so such a collision is a conflict miss, never a
+/// wrong translation.
 fn key(number: u64, domain: u16, shift: u32) -> Option<u64> {
-    (number >> NUMBER_BITS == 0)
-        .then(|| number | (u64::from(domain) << NUMBER_BITS) | (u64::from(shift & 0x3f) << 58))
+    Some(
+        (number & ((1 << NUMBER_BITS) - 1))
+            | (u64::from(domain) << NUMBER_BITS)
+            | (u64::from(shift & 0x3f) << 58),
+    )
 }
 
 impl Caches {
@@ -166,7 +174,9 @@ impl Caches {
             .unwrap_or_default();
         let hit = shifts.into_iter().find_map(|shift| {
             let k = key(iova.checked_shr(shift)?, domain, shift)?;
-            self.iotlb.probe(k)
+            self.iotlb
+                .probe(k)
+                .filter(|l| l.domain == domain && iova & !(l.size - 1) == l.iova_base)
         });
         match hit {
             Some(_) => self.iotlb_counts.hits += 1,
@@ -191,8 +201,18 @@ impl Caches {
             let k = iova
                 .checked_shr(level_shift(level))
                 .and_then(|n| key(n, domain, 0));
+            let prefix = iova.checked_shr(level_shift(level));
             let hit = match k {
-                Some(k) => self.pdc[i].lookup(k),
+                Some(k) => match self.pdc[i].probe(k) {
+                    Some(t) if Some(t.prefix) == prefix => {
+                        self.pdc[i].count_hit();
+                        Some(t)
+                    }
+                    _ => {
+                        self.pdc[i].count_miss();
+                        None
+                    }
+                },
                 None => {
                     self.pdc[i].count_miss();
                     None
@@ -274,8 +294,10 @@ pub struct Amdvi {
     slots: WalkSlots<MergeKey, Active>,
     out: VecDeque<AgentOutput>,
     n: Counters,
-    /// Events the log dropped, and faults it took.
+    /// Events the log dropped (disabled or full).
     dropped: u64,
+    /// IO_PAGE_FAULTs DTE.SA kept out of the log.
+    suppressed: u64,
 }
 
 impl Amdvi {
@@ -320,6 +342,7 @@ impl Amdvi {
             out: VecDeque::new(),
             n: Counters::default(),
             dropped: 0,
+            suppressed: 0,
             cfg,
         })
     }
@@ -339,9 +362,21 @@ impl Amdvi {
     }
 
     fn apply(&mut self, c: Command) {
-        self.slots.invalidated();
         self.n.commands += 1;
+        // Only commands that change cached state end the epoch of walks in flight.
+        if matches!(
+            c,
+            Command::InvalidateDevtabEntry { .. }
+                | Command::InvalidateIommuPages { .. }
+                | Command::InvalidateIommuAll
+        ) {
+            self.slots.invalidated();
+        }
         match c {
+            // I = 1: Status.ComWaitInt when the wait completes (§2.4.1).
+            Command::CompletionWait {
+                interrupt: true, ..
+            } => self.status |= status::COM_WAIT_INT,
             Command::InvalidateDevtabEntry { device_id } => {
                 self.caches.dte.retain(|k, _| k != u64::from(device_id));
             }
@@ -362,12 +397,13 @@ impl Amdvi {
             Some(d) => Walk::from_device(info, d),
             None => Walk::new(&self.env, info),
         };
+        let sa = walk.device.is_some_and(|d| d.suppress_faults);
         match step {
             Step::Paged(d) => match self.caches.iotlb_lookup(d.domain, info.iova) {
-                Some(leaf) => Lookup::Hit(Outcome::Leaf(leaf)),
+                Some(leaf) => Lookup::Hit(Outcome::Leaf(leaf.for_device(&d)), d.suppress_faults),
                 None => Lookup::Miss(Box::new(walk), step),
             },
-            Step::Done(o) => Lookup::Hit(o),
+            Step::Done(o) => Lookup::Hit(o, sa),
             Step::Read { .. } => Lookup::Miss(Box::new(walk), step),
         }
     }
@@ -395,10 +431,10 @@ impl Amdvi {
                 continue;
             };
             match self.lookup(info) {
-                Lookup::Hit(o) => {
+                Lookup::Hit(o, sa) => {
                     if let Some((s, _)) = self.slots.finish(id) {
                         for w in s.waiters {
-                            self.answer(w, at, o);
+                            self.answer(w, at, o, sa);
                         }
                     }
                 }
@@ -439,7 +475,7 @@ impl Amdvi {
                         iotlb_checked = true;
                         at += self.span(self.cfg.timing.lookup);
                         if let Some(leaf) = self.caches.iotlb_lookup(d.domain, iova) {
-                            step = Step::Done(Outcome::Leaf(leaf));
+                            step = Step::Done(Outcome::Leaf(leaf.for_device(&d)));
                             continue;
                         }
                     }
@@ -477,14 +513,20 @@ impl Amdvi {
                 self.caches.iotlb_fill(&leaf);
             }
         }
+        let sa = a
+            .walk
+            .device
+            .or(a.device)
+            .is_some_and(|d| d.suppress_faults);
         for w in slot.waiters {
-            self.answer(w, at, outcome);
+            self.answer(w, at, outcome, sa);
         }
         self.start_queued(at);
     }
 
-    /// Answers one request; a fault is written to the event log.
-    fn answer(&mut self, w: Waiter, at: Tick, outcome: Outcome) {
+    /// Answers one request; a fault is written to the event log, unless it is an
+    /// IO_PAGE_FAULT of a device whose DTE.SA suppresses them.
+    fn answer(&mut self, w: Waiter, at: Tick, outcome: Outcome, sa: bool) {
         let info = ReqInfo::of(&w.req);
         let fault = match outcome.apply(&info) {
             Ok(t) => {
@@ -499,7 +541,12 @@ impl Amdvi {
         };
         let at = at + self.span(self.cfg.timing.fault);
         let event = fault.event(&info);
-        let logged = self.log(at, &event);
+        let logged = if sa && fault.is_page_fault() {
+            self.suppressed += 1;
+            "not logged: DTE.SA suppresses IO_PAGE_FAULT events".to_owned()
+        } else {
+            self.log(at, &event)
+        };
         let code = event.code();
         self.out.push_back(AgentOutput::Done {
             token: w.token,
@@ -537,6 +584,8 @@ impl Amdvi {
                         at,
                     });
                 }
+                // Status.EventLogInt: an entry was written (VirtualBox sets it per entry).
+                self.status |= status::EVT_INT;
                 self.out.push_back(AgentOutput::RegisterChanged {
                     offset: offset::EVT_TAIL as u32,
                     at,
@@ -644,7 +693,7 @@ impl TranslationAgent for Amdvi {
             return;
         }
         match self.lookup(ReqInfo::of(req)) {
-            Lookup::Hit(o) => self.answer(w, at, o),
+            Lookup::Hit(o, sa) => self.answer(w, at, o, sa),
             Lookup::Miss(walk, step) => self.miss(*walk, step, w, at),
         }
     }
@@ -672,6 +721,8 @@ impl TranslationAgent for Amdvi {
         match u64::from(off) {
             offset::DEV_TABLE_BASE => {
                 let r = DevTableBase(value);
+                // A new table makes every cached DTE meaningless.
+                self.caches.dte.retain(|_, _| false);
                 self.dev_table_reg = value;
                 self.env.dev_table = r.base();
                 self.env.dev_entries = r.entries();
@@ -695,6 +746,12 @@ impl TranslationAgent for Amdvi {
                 self.events = Some(EventLog::new(r.base(), entries));
             }
             offset::CONTROL => {
+                // Re-enabling the command buffer restarts a processor an illegal command
+                // stopped (Linux amd_iommu_reset_cmd_buffer: CmdBufEn off, head = tail =
+                // 0, CmdBufEn on).
+                if value & control::CMD_BUF_EN != 0 && self.control & control::CMD_BUF_EN == 0 {
+                    self.illegal_command = false;
+                }
                 self.control = value;
                 self.env.coherent = self.cfg.caps.coherent && value & control::COHERENT != 0;
                 self.cmd_kick(now);
@@ -704,6 +761,16 @@ impl TranslationAgent for Amdvi {
                 self.cmd_kick(now);
             }
             offset::CMD_HEAD => self.cmd_head = value & crate::regs::HEAD_TAIL_MASK,
+            offset::EVT_TAIL => {
+                // Linux writes 0 at enable (iommu_enable_event_buffer): the tail of an
+                // empty log. The hardware owns the tail otherwise.
+                let tail = self.events.as_ref().map_or(0, |l| l.tail());
+                if value & crate::regs::HEAD_TAIL_MASK != tail {
+                    return Err(Self::refused(
+                        "EVT_TAIL is written by hardware; software may only reset it to the current tail",
+                    ));
+                }
+            }
             offset::EVT_HEAD => {
                 if let Some(log) = self.events.as_mut() {
                     log.set_head(value & crate::regs::HEAD_TAIL_MASK);
@@ -747,8 +814,10 @@ impl TranslationAgent for Amdvi {
             offset::EVT_TAIL => self.events.as_ref().map_or(0, |l| l.tail()),
             offset::STATUS => {
                 let overflow = self.events.as_ref().is_some_and(|l| l.overflowed());
+                let logging = self.control & control::EVT_LOG_EN != 0 && !overflow;
                 self.status
                     | if overflow { status::EVT_OVERFLOW } else { 0 }
+                    | if logging { status::EVT_RUN } else { 0 }
                     | if self.control & control::CMD_BUF_EN != 0 && !self.illegal_command {
                         status::CMD_RUN
                     } else {
@@ -806,7 +875,7 @@ impl TranslationAgent for Amdvi {
             faults_logged: logged,
             faults_collapsed: 0,
             faults_overflowed: overflowed,
-            faults_suppressed: self.dropped.saturating_sub(overflowed),
+            faults_suppressed: self.suppressed + self.dropped.saturating_sub(overflowed),
             invalidations: self.n.commands,
         }
     }

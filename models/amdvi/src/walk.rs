@@ -19,8 +19,6 @@ use model_core::{AccessKind, PhysAddr, Translation, TranslationRequest};
 
 /// Bytes of a page-table entry.
 const ENTRY_BYTES: u32 = 8;
-/// Event code INVALID_DEVICE_REQUEST (§2.5.8; L-AMDT `EVENT_TYPE_INV_DEV_REQ` 0x8).
-const INVALID_DEVICE_REQUEST: u64 = 0x8;
 /// Event code field, bits 63:60 of QW0 (§2.5).
 const EVENT_CODE_SHIFT: u32 = 60;
 
@@ -81,13 +79,21 @@ pub struct Device {
     /// Mode 0 with AttrV and Mode0FC (and the capability): untranslated accesses are
     /// forced coherent.
     pub mode0_fc: bool,
+    /// DTE.SA: IO_PAGE_FAULT events are not logged (VirtualBox `fSuppressEvtLogging`,
+    /// Linux `DEV_ENTRY_NO_PAGE_FAULT`).
+    pub suppress_faults: bool,
 }
 
 /// What a DTE says about translation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceKind {
-    /// V = 0 or TV = 0: requests pass untranslated (§2.2.2: no translation information).
+    /// V = 0: the entry holds nothing; requests pass untranslated (QEMU and VirtualBox
+    /// forward everything for V = 0).
     NotTranslated,
+    /// V = 1, TV = 0: no valid page-table root; translation requests fault (QEMU
+    /// `amdvi_page_walk` ends the walk; VirtualBox raises IO_PAGE_FAULT, PR = 0). Linux
+    /// writes such a DTE to block a detached device.
+    Blocked,
     /// Mode 0: translation disabled, IR/IW still apply.
     Mode0,
     /// Mode 1..=6: a page table of that many levels.
@@ -110,12 +116,31 @@ pub struct Leaf {
     pub iova_base: u64,
     /// Output page base.
     pub pa_base: u64,
-    /// Reads allowed (IR of DTE, PDEs and PTE).
+    /// Reads allowed by the tables (IR of the PDEs and the PTE). The IOTLB is tagged by
+    /// DomainID only, so the requester's DTE rights are not part of the cached entry.
     pub read: bool,
-    /// Writes allowed.
+    /// Writes allowed by the tables.
     pub write: bool,
     /// FC: force coherent.
     pub fc: bool,
+    /// The requester's DTE IR / IW, filled in for each answer.
+    pub dev_read: bool,
+    /// See `dev_read`.
+    pub dev_write: bool,
+    /// The requester's DTE.SA.
+    pub suppress_faults: bool,
+}
+
+impl Leaf {
+    /// This leaf as seen by device `d` (its DTE rights and SA).
+    pub fn for_device(self, d: &Device) -> Leaf {
+        Leaf {
+            dev_read: d.read,
+            dev_write: d.write,
+            suppress_faults: d.suppress_faults,
+            ..self
+        }
+    }
 }
 
 /// A paging-structure entry a walk went through: what a page-directory cache holds.
@@ -155,8 +180,15 @@ pub enum WalkFault {
         /// Domain.
         domain: u16,
     },
-    /// Reserved bits, an invalid Next Level, or non-zero skipped address bits (RZ).
+    /// Reserved bits set in a page-table entry (RZ).
     Reserved {
+        /// Domain.
+        domain: u16,
+    },
+    /// An invalid Next Level, an illegal size-encoded page, or non-zero address bits of
+    /// skipped levels: PR = 1, RZ = 0 (VirtualBox iommuAmdIoPageFaultEventInit: "Pass false
+    /// if … invalid level encoding").
+    BadLevel {
         /// Domain.
         domain: u16,
     },
@@ -204,12 +236,14 @@ impl WalkFault {
             WalkFault::TranslatedNotAllowed => Event::Other {
                 code: EventCode::InvalidDeviceRequest,
                 raw: [
-                    u64::from(req.device_id) | (INVALID_DEVICE_REQUEST << EVENT_CODE_SHIFT),
+                    u64::from(req.device_id)
+                        | (u64::from(EventCode::InvalidDeviceRequest.code()) << EVENT_CODE_SHIFT),
                     req.iova,
                 ],
             },
             WalkFault::NotPresent { domain } => page_fault(domain, false, false, false),
             WalkFault::Reserved { domain } => page_fault(domain, true, false, true),
+            WalkFault::BadLevel { domain } => page_fault(domain, true, false, false),
             WalkFault::Permission { domain } => page_fault(domain, true, true, false),
         }
     }
@@ -217,6 +251,17 @@ impl WalkFault {
     /// Whether this is a not-present fault.
     pub fn not_present(self) -> bool {
         matches!(self, WalkFault::NotPresent { .. })
+    }
+
+    /// Whether the event is an IO_PAGE_FAULT (the events DTE.SA suppresses).
+    pub fn is_page_fault(self) -> bool {
+        matches!(
+            self,
+            WalkFault::NotPresent { .. }
+                | WalkFault::Reserved { .. }
+                | WalkFault::BadLevel { .. }
+                | WalkFault::Permission { .. }
+        )
     }
 }
 
@@ -254,8 +299,8 @@ impl Outcome {
             } => (req.iova, read, write, fc, domain),
             Outcome::Leaf(l) => (
                 l.pa_base | (req.iova & (l.size - 1)),
-                l.read,
-                l.write,
+                l.read && l.dev_read,
+                l.write && l.dev_write,
                 l.fc,
                 l.domain,
             ),
@@ -340,7 +385,7 @@ impl Walk {
         let mut w = Walk {
             req,
             stage: Stage::Over,
-            device: None,
+            device: Some(device),
             tables: Vec::new(),
         };
         let step = w.device_known(device);
@@ -385,10 +430,11 @@ impl Walk {
             kind: DeviceKind::NotTranslated,
             read: true,
             write: true,
-            ats: e.i(),
+            ats: true,
             mode0_fc: false,
+            suppress_faults: false,
         };
-        // §2.2.2: V = 0 — the entry holds nothing; requests pass untranslated.
+        // §2.2.2: V = 0 — the entry holds nothing; every request passes untranslated.
         if !e.v() {
             self.device = Some(untranslated);
             return self.device_known(untranslated);
@@ -402,7 +448,7 @@ impl Walk {
             }));
         }
         let kind = match (e.tv(), e.mode()) {
-            (false, _) => DeviceKind::NotTranslated,
+            (false, _) => DeviceKind::Blocked,
             (true, MODE_NONE) => DeviceKind::Mode0,
             (true, levels) => DeviceKind::Paged {
                 root: e.pt_root(),
@@ -412,9 +458,10 @@ impl Walk {
         let device = Device {
             domain: e.domain_id(),
             kind,
-            read: e.ir() || kind == DeviceKind::NotTranslated,
-            write: e.iw() || kind == DeviceKind::NotTranslated,
+            read: e.ir(),
+            write: e.iw(),
             ats: e.i(),
+            suppress_faults: e.sa(),
             // FreeBSD amd_reg.h: Mode0FC "Replace for PTE.FC" under AttrV, honoured only
             // where the unit reports the attribute fields.
             mode0_fc: env.caps.snoop_attr && e.attr_v() && e.mode0_fc(),
@@ -424,6 +471,14 @@ impl Walk {
     }
 
     fn device_known(&mut self, d: Device) -> Step {
+        if d.kind == DeviceKind::NotTranslated {
+            return self.done(Outcome::Untranslated {
+                read: true,
+                write: true,
+                fc: false,
+                domain: d.domain,
+            });
+        }
         if self.req.translated {
             // ATS-translated requests pass untranslated when DTE.I allows the device an
             // IOTLB (§2.2.2 I); otherwise they are invalid device requests.
@@ -439,6 +494,9 @@ impl Walk {
             };
         }
         match d.kind {
+            DeviceKind::Blocked => {
+                self.done(Outcome::Fault(WalkFault::NotPresent { domain: d.domain }))
+            }
             DeviceKind::NotTranslated | DeviceKind::Mode0 => self.done(Outcome::Untranslated {
                 read: d.read,
                 write: d.write,
@@ -460,8 +518,13 @@ impl Walk {
             return self.done(Outcome::Fault(WalkFault::NotPresent { domain: d.domain }));
         }
         let (level, table, read, write) = match from {
+            // A cached PDE that skips levels answers for addresses whose skipped index bits
+            // differ: they must still be zero.
+            Some(t) if self.req.iova & skipped_bits(t.level, t.next_level) != 0 => {
+                return self.done(Outcome::Fault(WalkFault::BadLevel { domain: d.domain }));
+            }
             Some(t) => (t.next_level, t.next, t.read, t.write),
-            None => (levels, root, d.read, d.write),
+            None => (levels, root, true, true),
         };
         self.read_entry(env, d, level, table, read, write)
     }
@@ -519,11 +582,12 @@ impl Walk {
             // A PDE points to a lower level; skipping levels needs the capability, and the
             // skipped levels' index bits of the address must be zero (VirtualBox
             // kIoPageFaultType_SkippedLevelIovaNotZero).
+            let bad = || Outcome::Fault(WalkFault::BadLevel { domain });
             if nl >= level || (nl + 1 < level && !env.caps.skip_levels) {
-                return self.done(rz());
+                return self.done(bad());
             }
             if self.req.iova & skipped_bits(level, nl) != 0 {
-                return self.done(rz());
+                return self.done(bad());
             }
             self.tables.push(TableStep {
                 level,
@@ -535,15 +599,16 @@ impl Walk {
             });
             return self.read_entry(env, device, nl, e.addr(), read, write);
         }
+        let bad = || Outcome::Fault(WalkFault::BadLevel { domain });
         let size = if nl == NL_SIZED {
             match e.encoded_page_size() {
                 Some(s) if env.caps.large_pages && sized_leaf_legal(level, s) => s,
-                _ => return self.done(rz()),
+                _ => return self.done(bad()),
             }
         } else {
             match natural_page_size(level) {
                 Some(s) if level <= MAX_LEAF_LEVEL => s,
-                _ => return self.done(rz()),
+                _ => return self.done(bad()),
             }
         };
         let Some(base) = e.page_base() else {
@@ -557,6 +622,9 @@ impl Walk {
             read,
             write,
             fc: e.fc(),
+            dev_read: device.read,
+            dev_write: device.write,
+            suppress_faults: device.suppress_faults,
         }))
     }
 }

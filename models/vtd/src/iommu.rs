@@ -277,7 +277,17 @@ impl Vtd {
     }
 
     fn apply(&mut self, d: InvDescriptor) {
-        self.slots.invalidated();
+        // Only descriptors that change cached state end the epoch of walks in flight (a
+        // wait, which Linux appends to every flush, does not).
+        if matches!(
+            d,
+            InvDescriptor::ContextCache(_)
+                | InvDescriptor::Iotlb { .. }
+                | InvDescriptor::PasidIotlb(_)
+                | InvDescriptor::PasidCache(_)
+        ) {
+            self.slots.invalidated();
+        }
         self.n.invalidations += 1;
         match d {
             InvDescriptor::ContextCache(s) => {

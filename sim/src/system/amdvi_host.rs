@@ -247,6 +247,17 @@ impl AmdviHost {
                 m.iova, m.pa, m.bytes.0
             ));
         }
+        if !m.read && !m.write {
+            // Linux iommu_v1_map_pages: -EINVAL without IOMMU_READ or IOMMU_WRITE.
+            return Err("a mapping needs read or write permission".to_owned());
+        }
+        let last = |base: u64| base.checked_add(m.bytes.0 - 1);
+        if last(m.iova.0).is_none() || last(m.pa.0).is_none() {
+            return Err(format!(
+                "iova {} or pa {} plus {} bytes runs past the 64-bit address space",
+                m.iova, m.pa, m.bytes.0
+            ));
+        }
         let perm = IoPerm {
             ir: m.read,
             iw: m.write,
@@ -287,6 +298,11 @@ impl AmdviHost {
         if !iova.is_multiple_of(page) || !bytes.is_multiple_of(page) {
             return Err(format!(
                 "iova {iova:#x} and bytes {bytes} must be multiples of the {size} page size"
+            ));
+        }
+        if iova.checked_add(bytes.saturating_sub(1)).is_none() {
+            return Err(format!(
+                "iova {iova:#x} plus {bytes} bytes runs past the 64-bit address space"
             ));
         }
         for n in 0..bytes / page {

@@ -496,6 +496,14 @@ impl VtdHost {
                 m.iova, m.pa, m.bytes.0
             ));
         }
+        if m.iova.0.checked_add(m.bytes.0 - 1).is_none()
+            || m.pa.0.checked_add(m.bytes.0 - 1).is_none()
+        {
+            return Err(format!(
+                "iova {} or pa {} plus {} bytes runs past the 64-bit address space",
+                m.iova, m.pa, m.bytes.0
+            ));
+        }
         for n in 0..m.bytes.0 / bytes {
             let iova = m.iova.0 + n * bytes;
             let pa = PhysAddr(m.pa.0 + n * bytes);
@@ -540,6 +548,11 @@ impl VtdHost {
         if !iova.is_multiple_of(step) || !bytes.is_multiple_of(step) {
             return Err(format!(
                 "iova {iova:#x} and bytes {bytes} must be multiples of the {size} page size"
+            ));
+        }
+        if iova.checked_add(bytes.saturating_sub(1)).is_none() {
+            return Err(format!(
+                "iova {iova:#x} plus {bytes} bytes runs past the 64-bit address space"
             ));
         }
         for n in 0..bytes / step {
