@@ -184,8 +184,14 @@ fn an_unflushed_pte_is_read_stale_by_a_non_coherent_amd_iommu() {
 fn fc_on_every_mapping_costs_write_latency_for_a_driver_that_flushes() {
     let v = run_file("amdvi-fc-policy.json");
     let (every, per) = (&v[0], &v[1]);
-    assert_eq!(every.params["platform.iommu.amdvi.force_coherent"], "every_mapping");
-    assert_eq!(every.corruption.total_events + per.corruption.total_events, 0);
+    assert_eq!(
+        every.params["platform.iommu.amdvi.force_coherent"],
+        "every_mapping"
+    );
+    assert_eq!(
+        every.corruption.total_events + per.corruption.total_events,
+        0
+    );
     let p50 = |r: &VariantReport| r.latency_ns["dma_write"].p50;
     assert!(p50(every) > p50(per), "{} vs {}", p50(every), p50(per));
 }
