@@ -195,3 +195,22 @@ fn fc_on_every_mapping_costs_write_latency_for_a_driver_that_flushes() {
     let p50 = |r: &VariantReport| r.latency_ns["dma_write"].p50;
     assert!(p50(every) > p50(per), "{} vs {}", p50(every), p50(per));
 }
+
+/// Both IOMMU models are deterministic: the vendor sweep gives byte-identical reports on
+/// one thread and on four.
+#[test]
+fn iommu_reports_are_byte_identical_on_any_number_of_threads() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/iommu-vendors.json");
+    let loaded = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let opts = RunOptions { reproducible: true };
+    let render = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| reports::render_json(&run_loaded(&loaded, opts).unwrap()))
+    };
+    let one = render(1);
+    assert_eq!(one, render(4));
+    assert!(one.contains("\"kind\": \"amdvi\"") && one.contains("\"kind\": \"vtd\""));
+}
