@@ -5,7 +5,7 @@ use super::driver::Driver;
 use super::vtd_host::VtdHost;
 use super::{
     mmio_largest, CpuCounters, CpuProgram, Device, Iommu, SimError, System, DMA_READ,
-    DMA_READ_TRANSFER, DMA_WRITE, DMA_WRITE_TRANSFER, HOST_BRIDGE,
+    DMA_READ_TRANSFER, DMA_WRITE, DMA_WRITE_TRANSFER, HOST_BRIDGE, TRANSLATION,
 };
 use crate::check::Checker;
 use crate::scenario::{
@@ -49,10 +49,16 @@ impl System {
             mem: memory(s)?,
             mem_wake: None,
             honours_no_snoop: p.root_complex.honours_no_snoop,
-            latency: [DMA_WRITE, DMA_READ, DMA_WRITE_TRANSFER, DMA_READ_TRANSFER]
-                .into_iter()
-                .map(|k| (k, LatencyHistogram::new()))
-                .collect(),
+            latency: [
+                DMA_WRITE,
+                DMA_READ,
+                DMA_WRITE_TRANSFER,
+                DMA_READ_TRANSFER,
+                TRANSLATION,
+            ]
+            .into_iter()
+            .map(|k| (k, LatencyHistogram::new()))
+            .collect(),
             tlps: 0,
             translations: 0,
             fault_count: 0,

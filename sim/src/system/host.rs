@@ -1,6 +1,6 @@
 //! Handlers for the host side: the IOMMU and memory.
 
-use super::{Event, IommuAccess, SimError, System, DMA_WRITE, DMA_WRITE_TRANSFER};
+use super::{Event, IommuAccess, SimError, System, DMA_WRITE, DMA_WRITE_TRANSFER, TRANSLATION};
 use crate::check::MisdirectedDma;
 use crate::engine::EventQueue;
 use crate::slab::Key;
@@ -44,6 +44,7 @@ impl System {
             translated: r.tlp.at == AddressType::Translated,
         };
         r.tr = Some(tr);
+        r.at_iommu = now;
         self.translations += 1;
         self.iommu.agent().request(now, u64::from(req.raw()), &tr);
         self.drain_iommu(q)
@@ -105,6 +106,9 @@ impl System {
         let r = self.reqs.get_mut(req).ok_or(SimError::Invariant(
             "the IOMMU answered a request not in flight",
         ))?;
+        if let Some(h) = self.latency.get_mut(TRANSLATION) {
+            h.record_ps(at.saturating_since(r.at_iommu).as_ps());
+        }
         match result {
             Ok(t) => {
                 r.pa = t.pa;

@@ -82,6 +82,7 @@ impl System {
             status: pcie::CplStatus::Sc,
             forces_snoop: false,
             tr: None,
+            at_iommu: Tick::ZERO,
         });
         self.tlps += 1;
         q.schedule(tx.arrival, Event::RcIngress { req })?;

@@ -252,6 +252,8 @@ struct InFlight {
     forces_snoop: bool,
     /// What the IOMMU was asked (kept for the misdirected-DMA check at memory).
     tr: Option<TranslationRequest>,
+    /// When it reached the IOMMU.
+    at_iommu: Tick,
 }
 
 /// An access the IOMMU itself makes to memory.
@@ -424,6 +426,9 @@ pub const DMA_READ: &str = "dma_read";
 pub const DMA_WRITE_TRANSFER: &str = "dma_write_transfer";
 /// Read descriptor: first request issued to last completion received.
 pub const DMA_READ_TRANSFER: &str = "dma_read_transfer";
+/// Latency class: a request reaching the IOMMU to its translation (or fault) leaving it —
+/// an IOTLB hit, or the walk it took or joined.
+pub const TRANSLATION: &str = "translation";
 
 impl System {
     /// Schedules the first event of every device and CPU.
