@@ -528,6 +528,8 @@ impl Amdvi {
     /// IO_PAGE_FAULT of a device whose DTE.SA suppresses them.
     fn answer(&mut self, w: Waiter, at: Tick, outcome: Outcome, sa: bool) {
         let info = ReqInfo::of(&w.req);
+        // A request that joined a walk cannot be answered before its own lookup ended.
+        let at = at.max(w.ready);
         let fault = match outcome.apply(&info) {
             Ok(t) => {
                 self.out.push_back(AgentOutput::Done {
@@ -679,7 +681,11 @@ impl TranslationAgent for Amdvi {
         self.settle(now);
         self.n.translations += 1;
         let at = now + self.span(self.cfg.timing.lookup);
-        let w = Waiter { token, req: *req };
+        let w = Waiter {
+            token,
+            req: *req,
+            ready: at,
+        };
         if !self.enabled() {
             // IommuEn clear: the unit passes requests through.
             self.out.push_back(AgentOutput::Done {

@@ -19,6 +19,9 @@ pub struct Waiter {
     pub token: u64,
     /// The request.
     pub req: TranslationRequest,
+    /// When its own cache lookup ended: a walk it joins may end earlier, but its answer
+    /// cannot leave before this.
+    pub ready: Tick,
 }
 
 /// One walk, in flight or waiting for a slot.
@@ -213,6 +216,7 @@ mod tests {
     fn w(token: u64) -> Waiter {
         Waiter {
             token,
+            ready: Tick::ZERO,
             req: TranslationRequest {
                 requester: Bdf::default(),
                 iova: Iova(0),

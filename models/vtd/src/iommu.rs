@@ -493,6 +493,8 @@ impl Vtd {
     /// Answers one request from an outcome.
     fn answer(&mut self, w: Waiter, at: Tick, outcome: Outcome) {
         let info = ReqInfo::of(&w.req);
+        // A request that joined a walk cannot be answered before its own lookup ended.
+        let at = at.max(w.ready);
         let scalable = self.env.scalable;
         let result = match outcome {
             Outcome::Leaf(leaf) => leaf.apply(&info).map_err(|f| (f, leaf.fpd)),
@@ -695,7 +697,11 @@ impl TranslationAgent for Vtd {
         self.settle(now);
         self.n.translations += 1;
         let at = now + self.span(self.cfg.timing.lookup);
-        let w = Waiter { token, req: *req };
+        let w = Waiter {
+            token,
+            req: *req,
+            ready: at,
+        };
         if !self.translation_enabled() {
             // §3.1: with GSTS.TES clear, DMA addresses are host physical addresses.
             self.answer(w, at, Outcome::PassThrough { did: 0 });
