@@ -28,7 +28,7 @@ pub mod translate;
 pub mod walks;
 
 pub use addr::{Bdf, BdfParseError, Iova, LineAddr, PhysAddr};
-pub use mem::{MemWrite, SparseMemory};
+pub use mem::{MemWrite, PageAllocError, PageAllocator, SparseMemory, TABLE_PAGE_BYTES};
 pub use setassoc::{CountedCache, Inserted, Replacement, SetAssoc, SetAssocError, WayMask};
 pub use time::{ClockDomain, ClockError, Cycles, Span, Tick};
 pub use translate::{

@@ -78,6 +78,143 @@ pub struct MemWrite {
     pub bytes: Vec<u8>,
 }
 
+/// The widest physical address on x86 (SDM Vol. 3 §4.1.4: MAXPHYADDR ≤ 52).
+pub const MAX_PHYS_BITS: u32 = 52;
+
+/// Bytes of a page the IOMMU table allocators hand out: every translation structure is
+/// 4 KiB aligned (VT-d §9, AMD IOMMU §2.2.3).
+pub const TABLE_PAGE_BYTES: u64 = 4096;
+
+/// Hands out zeroed 4 KiB pages from a region of simulated memory, in address order, never
+/// reusing one: how the simulator's IOMMU drivers get table memory (memory starts zeroed,
+/// so a fresh page needs no writes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageAllocator {
+    base: PhysAddr,
+    pages: u64,
+    used: u64,
+}
+
+/// Why a region or an allocation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PageAllocError {
+    /// The region's base or size is not a multiple of 4 KiB.
+    #[error("{what} {addr:#x} is not a multiple of {align:#x}")]
+    Misaligned {
+        /// Which value.
+        what: &'static str,
+        /// The value.
+        addr: u64,
+        /// The alignment it needs.
+        align: u64,
+    },
+    /// The region reaches at or above 2^`bits`.
+    #[error("{what} {addr:#x} does not fit in {bits} address bits")]
+    TooWide {
+        /// Which value.
+        what: &'static str,
+        /// The value.
+        addr: u64,
+        /// The address width.
+        bits: u32,
+    },
+    /// Not enough free pages.
+    #[error("table memory exhausted: the region at {base} has {pages} pages of 4 KiB and this operation needs {needed} more than are free; give the table region more bytes")]
+    OutOfMemory {
+        /// Base of the region.
+        base: PhysAddr,
+        /// Pages in the region.
+        pages: u64,
+        /// Pages needed beyond those free.
+        needed: u64,
+    },
+}
+
+impl PageAllocator {
+    /// A region of `bytes` (a multiple of 4 KiB) at `base` (4 KiB aligned) whose last byte
+    /// lies below 2^52, the widest physical address x86 defines (SDM Vol. 3 §4.1.4:
+    /// MAXPHYADDR is at most 52).
+    pub fn new(base: PhysAddr, bytes: u64) -> Result<PageAllocator, PageAllocError> {
+        let max_bits = MAX_PHYS_BITS;
+        let aligned = |what, addr: u64| {
+            if addr.is_multiple_of(TABLE_PAGE_BYTES) {
+                Ok(())
+            } else {
+                Err(PageAllocError::Misaligned {
+                    what,
+                    addr,
+                    align: TABLE_PAGE_BYTES,
+                })
+            }
+        };
+        aligned("table region base", base.0)?;
+        aligned("table region size", bytes)?;
+        let last = base.0.checked_add(bytes.saturating_sub(1));
+        match last {
+            Some(l) if max_bits >= 64 || l >> max_bits == 0 => {}
+            _ => {
+                return Err(PageAllocError::TooWide {
+                    what: "table region end",
+                    addr: last.unwrap_or(base.0),
+                    bits: if last.is_some() { max_bits } else { 64 },
+                })
+            }
+        }
+        Ok(PageAllocator {
+            base,
+            pages: bytes / TABLE_PAGE_BYTES,
+            used: 0,
+        })
+    }
+
+    /// A fresh zeroed page.
+    pub fn alloc(&mut self) -> Result<PhysAddr, PageAllocError> {
+        self.alloc_pages(1)
+    }
+
+    /// `n` contiguous fresh pages; the first.
+    pub fn alloc_pages(&mut self, n: u64) -> Result<PhysAddr, PageAllocError> {
+        self.reserve(n)?;
+        let pa = PhysAddr(self.base.0 + self.used * TABLE_PAGE_BYTES);
+        self.used += n;
+        Ok(pa)
+    }
+
+    /// Contiguous fresh pages holding `bytes` (at least one page); the first.
+    pub fn alloc_bytes(&mut self, bytes: u64) -> Result<PhysAddr, PageAllocError> {
+        self.alloc_pages(bytes.div_ceil(TABLE_PAGE_BYTES).max(1))
+    }
+
+    /// Fails unless `n` pages are free (for operations that must change nothing when
+    /// refused).
+    pub fn reserve(&self, n: u64) -> Result<(), PageAllocError> {
+        if n <= self.free_pages() {
+            Ok(())
+        } else {
+            Err(PageAllocError::OutOfMemory {
+                base: self.base,
+                pages: self.pages,
+                needed: n - self.free_pages(),
+            })
+        }
+    }
+
+    /// Pages handed out so far.
+    pub fn used_pages(&self) -> u64 {
+        self.used
+    }
+
+    /// Pages still free.
+    pub fn free_pages(&self) -> u64 {
+        self.pages - self.used
+    }
+
+    /// Base of the region.
+    pub fn base(&self) -> PhysAddr {
+        self.base
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

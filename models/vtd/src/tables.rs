@@ -106,74 +106,25 @@ pub enum TableError {
     },
 }
 
-/// Hands out zeroed 4 KiB table pages from a region of simulated memory, in address order,
-/// never reusing one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableAllocator {
-    base: PhysAddr,
-    pages: u64,
-    used: u64,
-}
+/// Hands out zeroed 4 KiB table pages from a region, in address order, never reusing one
+/// (model-core's allocator, shared with the other IOMMU's builder).
+pub use model_core::PageAllocator as TableAllocator;
 
-impl TableAllocator {
-    /// A region of `bytes` (a multiple of 4 KiB) at `base` (4 KiB aligned).
-    pub fn new(base: PhysAddr, bytes: u64) -> Result<TableAllocator, TableError> {
-        aligned("table region base", base.0, TABLE_BYTES)?;
-        aligned("table region size", bytes, TABLE_BYTES)?;
-        let last =
-            base.0
-                .checked_add(bytes.saturating_sub(1))
-                .ok_or(TableError::AddressTooWide {
-                    what: "table region end",
-                    addr: base.0,
-                    bits: 64,
-                })?;
-        fits("table region end", last, u32::from(MAX_HAW))?;
-        Ok(TableAllocator {
-            base,
-            pages: bytes / TABLE_BYTES,
-            used: 0,
-        })
-    }
-
-    /// A fresh zeroed page (memory starts zeroed, so it needs no writes).
-    pub fn alloc(&mut self) -> Result<PhysAddr, TableError> {
-        self.alloc_pages(1)
-    }
-
-    /// `n` contiguous fresh pages (for a PASID directory larger than one page); the first.
-    pub fn alloc_pages(&mut self, n: u64) -> Result<PhysAddr, TableError> {
-        self.reserve(n)?;
-        let pa = PhysAddr(self.base.0 + self.used * TABLE_BYTES);
-        self.used += n;
-        Ok(pa)
-    }
-
-    /// Pages handed out so far.
-    pub fn used_pages(&self) -> u64 {
-        self.used
-    }
-
-    /// Pages still free.
-    pub fn free_pages(&self) -> u64 {
-        self.pages - self.used
-    }
-
-    /// Base of the region.
-    pub fn base(&self) -> PhysAddr {
-        self.base
-    }
-
-    /// Fails unless `n` pages are free.
-    fn reserve(&self, n: u64) -> Result<(), TableError> {
-        if n <= self.free_pages() {
-            Ok(())
-        } else {
-            Err(TableError::OutOfTableMemory {
-                base: self.base,
-                pages: self.pages,
-                needed: n - self.free_pages(),
-            })
+impl From<model_core::PageAllocError> for TableError {
+    fn from(e: model_core::PageAllocError) -> TableError {
+        use model_core::PageAllocError as E;
+        match e {
+            E::Misaligned { what, addr, align } => TableError::Misaligned { what, addr, align },
+            E::TooWide { what, addr, bits } => TableError::AddressTooWide { what, addr, bits },
+            E::OutOfMemory {
+                base,
+                pages,
+                needed,
+            } => TableError::OutOfTableMemory {
+                base,
+                pages,
+                needed,
+            },
         }
     }
 }
@@ -640,7 +591,7 @@ impl ContextTables {
     /// of 8 B, at least one page (Linux sizes it from the maximum PASID the same way).
     pub fn alloc_pasid_dir(alloc: &mut TableAllocator, pdts: u8) -> Result<PhysAddr, TableError> {
         let bytes = (1u64 << (u32::from(pdts & 7) + 7)) * PasidDirEntry::BYTES as u64;
-        alloc.alloc_pages(bytes.div_ceil(TABLE_BYTES))
+        Ok(alloc.alloc_pages(bytes.div_ceil(TABLE_BYTES))?)
     }
 
     /// The root table (RTADDR).

@@ -683,7 +683,7 @@ fn allocator_hands_out_aligned_pages_in_order_and_refuses_bad_regions() {
     assert_eq!(a.alloc_pages(2), Ok(PhysAddr(0x10_1000)));
     assert_eq!(a.used_pages(), 3);
     assert!(matches!(
-        a.alloc(),
+        a.alloc().map_err(TableError::from),
         Err(TableError::OutOfTableMemory {
             pages: 3,
             needed: 1,
@@ -691,7 +691,7 @@ fn allocator_hands_out_aligned_pages_in_order_and_refuses_bad_regions() {
         })
     ));
     assert!(matches!(
-        TableAllocator::new(PhysAddr(0x10_0800), 0x1000),
+        TableAllocator::new(PhysAddr(0x10_0800), 0x1000).map_err(TableError::from),
         Err(TableError::Misaligned {
             addr: 0x10_0800,
             align: 0x1000,
@@ -699,12 +699,12 @@ fn allocator_hands_out_aligned_pages_in_order_and_refuses_bad_regions() {
         })
     ));
     assert!(matches!(
-        TableAllocator::new(PhysAddr(0x10_0000), 0x1800),
+        TableAllocator::new(PhysAddr(0x10_0000), 0x1800).map_err(TableError::from),
         Err(TableError::Misaligned { .. })
     ));
     let mut empty = TableAllocator::new(PhysAddr(0), 0).unwrap();
     assert!(matches!(
-        empty.alloc(),
+        empty.alloc().map_err(TableError::from),
         Err(TableError::OutOfTableMemory {
             pages: 0,
             needed: 1,
@@ -712,7 +712,7 @@ fn allocator_hands_out_aligned_pages_in_order_and_refuses_bad_regions() {
         })
     ));
     assert!(matches!(
-        TableAllocator::new(PhysAddr(1 << 52), 0x1000),
+        TableAllocator::new(PhysAddr(1 << 52), 0x1000).map_err(TableError::from),
         Err(TableError::AddressTooWide { bits: 52, .. })
     ));
 }

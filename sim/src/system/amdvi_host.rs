@@ -75,13 +75,14 @@ impl AmdviHost {
             .map_err(|e| at(path(&[k("capabilities"), k(e.field)]), e.message))?;
         let tm = &spec.table_memory;
         let mem_err = |e: TableError| at(path(&[k("table_memory")]), e.to_string());
-        let mut alloc = TableAllocator::new(PhysAddr(tm.base.0), tm.bytes.0).map_err(mem_err)?;
+        let alloc_err = |e: model_core::PageAllocError| mem_err(e.into());
+        let mut alloc = TableAllocator::new(PhysAddr(tm.base.0), tm.bytes.0).map_err(alloc_err)?;
         let dev_table = DeviceTable::new(&mut alloc, MAX_DEVICE_ID).map_err(mem_err)?;
         let cmd_bytes = u64::from(caps.command_entries) * COMMAND_BYTES;
-        let cmd_base = alloc.alloc_bytes(cmd_bytes).map_err(mem_err)?;
+        let cmd_base = alloc.alloc_bytes(cmd_bytes).map_err(alloc_err)?;
         let evt_bytes = u64::from(caps.event_log_entries) * COMMAND_BYTES;
-        let evt_base = alloc.alloc_bytes(evt_bytes).map_err(mem_err)?;
-        let status = alloc.alloc().map_err(mem_err)?;
+        let evt_base = alloc.alloc_bytes(evt_bytes).map_err(alloc_err)?;
+        let status = alloc.alloc().map_err(alloc_err)?;
         let mut host = AmdviHost {
             caps: caps.clone(),
             alloc,

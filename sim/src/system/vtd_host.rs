@@ -144,15 +144,16 @@ impl VtdHost {
         };
         let mut out = Vec::new();
         let mem_err = |e: TableError| at(vtd_path(&[k("table_memory")]), e.to_string());
+        let alloc_err = |e: model_core::PageAllocError| mem_err(e.into());
         if spec.invalidation == InvalidationVia::Queued {
-            let base = host.alloc.alloc().map_err(mem_err)?;
+            let base = host.alloc.alloc().map_err(alloc_err)?;
             host.queue = Some(Queue {
                 base: base.raw(),
                 tail: 0,
                 wide: scalable,
             });
         }
-        host.status = host.alloc.alloc().map_err(mem_err)?;
+        host.status = host.alloc.alloc().map_err(alloc_err)?;
         for (i, d) in spec.domains.iter().enumerate() {
             host.add_domain(spec, i, d, &mut out)?;
         }
