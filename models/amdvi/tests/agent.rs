@@ -85,7 +85,7 @@ fn a_miss_walks_the_dte_and_every_level_and_a_hit_costs_exactly_lookup() {
     let (mut sys, _) = sys_with(cfg(), standard);
     let d1 = sys.translate(at_ns(1000), rd(dev0(), A | 0x40));
     assert_eq!(d1.code(), ok(PA_A | 0x40));
-    let s = sys.iommu.stats();
+    let s = sys.agent.stats();
     assert_eq!(s.translations, 1);
     assert_eq!(s.iotlb, CacheCounts { hits: 0, misses: 1 });
     assert_eq!(s.walks, 1);
@@ -108,7 +108,7 @@ fn a_miss_walks_the_dte_and_every_level_and_a_hit_costs_exactly_lookup() {
     assert_eq!(d2.code(), ok(PA_A | 0x80));
     assert_eq!(sys.reads.len(), before, "a hit reads nothing");
     assert_eq!(d2.latency(), ns(10));
-    let s = sys.iommu.stats();
+    let s = sys.agent.stats();
     assert_eq!(s.iotlb, CacheCounts { hits: 1, misses: 1 });
     assert_eq!((s.walks, s.walk_memory_reads, s.translations), (1, 5, 2));
 }
@@ -139,16 +139,16 @@ fn a_two_entry_iotlb_evicts_the_least_recently_used_page() {
     assert_eq!(go(&mut sys, A).code(), ok(PA_A));
     assert_eq!(go(&mut sys, B).code(), ok(PA_B));
     assert_eq!(go(&mut sys, C).code(), ok(PA_C));
-    assert_eq!(sys.iommu.stats().walks, 3);
+    assert_eq!(sys.agent.stats().walks, 3);
     // C and B hit (10 ns, no walk) ...
     assert_eq!(go(&mut sys, C).latency(), ns(10));
     assert_eq!(go(&mut sys, B).latency(), ns(10));
-    assert_eq!(sys.iommu.stats().walks, 3);
+    assert_eq!(sys.agent.stats().walks, 3);
     // ... A was evicted: it walks again (DTE and PDE cached: one read, 94 ns).
     let d = go(&mut sys, A);
     assert_eq!(d.code(), ok(PA_A));
     assert_eq!(d.latency(), ns(94));
-    let s = sys.iommu.stats();
+    let s = sys.agent.stats();
     assert_eq!(s.walks, 4);
     assert_eq!(s.iotlb, CacheCounts { hits: 2, misses: 4 });
 }
@@ -166,7 +166,7 @@ fn one_2m_iotlb_entry_serves_every_4k_page_inside_it() {
         // The first walks (DTE + L4, L3, L2: 10 + 84 + 10 + 3 × 84 = 356), the rest hit.
         assert_eq!(d.latency(), ns(if k == 0 { 356 } else { 10 }), "page {k}");
     }
-    let s = sys.iommu.stats();
+    let s = sys.agent.stats();
     assert_eq!((s.walks, s.walk_memory_reads), (1, 4));
     assert_eq!(s.iotlb, CacheCounts { hits: 7, misses: 1 });
 }
@@ -265,7 +265,7 @@ fn requests_to_one_page_1ns_apart_share_one_walk_and_each_gets_its_own_permissio
         (d0.at, d1.at, d2.at),
         (at_ns(1440), at_ns(1440), at_ns(1460))
     );
-    let s = sys.iommu.stats();
+    let s = sys.agent.stats();
     assert_eq!((s.walks, s.merged, s.walk_memory_reads), (1, 2, 5));
 }
 
@@ -288,7 +288,7 @@ fn with_one_walk_slot_a_miss_to_another_page_waits_for_the_first_walk() {
         assert_eq!(da.code(), ok(PA_A));
         assert_eq!(dd.code(), ok(PA_B));
         let early = sys.reads.iter().filter(|r| r.at < da.at).count();
-        (da, dd, early, sys.iommu.stats())
+        (da, dd, early, sys.agent.stats())
     };
     let (da, dd, early, s) = run(1);
     assert_eq!(da.at, at_ns(1440));
@@ -374,7 +374,7 @@ fn invalidate_pages_and_completion_wait_end_the_stale_translation_at_completion(
     );
     let later = sys.translate(at_ns(6000), rd(dev0(), A | 0x44));
     assert_eq!((later.code(), later.latency()), (ok(NEW | 0x44), ns(10)));
-    assert_eq!(sys.iommu.stats().invalidations, 2);
+    assert_eq!(sys.agent.stats().invalidations, 2);
     // The two command fetches: 16 bytes each at CMD_BASE and CMD_BASE + 16, snooped (the
     // commands sit in the CPU cache only, as Linux writes them).
     let fetches: Vec<_> = sys
@@ -661,7 +661,7 @@ fn events_land_in_16_byte_slots_from_evt_log_base_and_evt_tail_advances() {
             },
         ]
     );
-    assert_eq!(sys.iommu.stats().faults_logged, 3);
+    assert_eq!(sys.agent.stats().faults_logged, 3);
 }
 
 /// A blocked device as Linux leaves unattached ones (V = 1, TV = 1, Mode 0, IR = IW = 0):
@@ -710,7 +710,7 @@ fn a_full_256_entry_log_drops_events_sets_event_overflow_and_counts_them() {
     let now = sys.now();
     // EventOverflow (Status bit 0); two dropped; the tail did not move; slot 255 empty.
     assert_ne!(sys.reg_read(now, offset::STATUS) & status::EVT_OVERFLOW, 0);
-    let s = sys.iommu.stats();
+    let s = sys.agent.stats();
     assert_eq!((s.faults_logged, s.faults_overflowed), (255, 2));
     assert_eq!(sys.reg_read(now, offset::EVT_TAIL), 255 * 16);
     assert_eq!(sys.event_slot(255), None);
@@ -720,14 +720,15 @@ fn a_full_256_entry_log_drops_events_sets_event_overflow_and_counts_them() {
     sys.reg_write(now, offset::STATUS, status::EVT_OVERFLOW);
     assert_eq!(sys.reg_read(now, offset::STATUS) & status::EVT_OVERFLOW, 0);
     fault(&mut sys, 300);
-    assert_eq!(sys.reg_read(sys.now(), offset::EVT_TAIL), 0);
+    let now = sys.now();
+    assert_eq!(sys.reg_read(now, offset::EVT_TAIL), 0);
     match sys.event_slot(255) {
         Some(Event::IoPageFault {
             device_id, address, ..
         }) => assert_eq!((device_id, address), (0x0500, 300 << 12)),
         other => panic!("slot 255: {other:?}"),
     }
-    assert_eq!(sys.iommu.stats().faults_logged, 256);
+    assert_eq!(sys.agent.stats().faults_logged, 256);
 }
 
 #[test]
@@ -747,7 +748,7 @@ fn dte_sa_suppresses_io_page_fault_events_but_not_the_fault() {
     assert_eq!(d.code(), Err(IO_PAGE_FAULT));
     assert!(sys.events().is_empty(), "{:?}", sys.events());
     assert_eq!(sys.reg_read(d.at, offset::EVT_TAIL), 0);
-    let s = sys.iommu.stats();
+    let s = sys.agent.stats();
     assert_eq!((s.faults_logged, s.faults_suppressed), (0, 1));
 }
 

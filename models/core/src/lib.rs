@@ -16,6 +16,9 @@
 //! * [`setassoc`]: [`SetAssoc`], the generic set-associative array with LRU and tree
 //!   pseudo-LRU replacement shared by CPU caches, IOTLBs and walk caches.
 //!
+//! * `testkit` (feature `testkit`, for tests only): the overlay memory, event pump and
+//!   randomized-testing helpers the IOMMU models' integration tests share.
+//!
 //! Nothing in this crate reads a clock, performs I/O or knows about the event engine: models
 //! are pure state machines that are handed `now` and return what they emit and when.
 #![forbid(unsafe_code)]
@@ -23,6 +26,8 @@
 pub mod addr;
 pub mod mem;
 pub mod setassoc;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod time;
 pub mod translate;
 pub mod walks;

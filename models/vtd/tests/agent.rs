@@ -87,7 +87,7 @@ fn first_request_misses_and_walks_2_plus_levels_the_second_hits_in_exactly_looku
     let (mut sys, _) = legacy_sys(VtdConfig::default(), false, standard);
     let d1 = sys.translate(at_ns(1000), rd(dev0(), A | 0x40));
     assert_eq!(d1.code(), ok(PA_A | 0x40));
-    let s = sys.vtd.stats();
+    let s = sys.agent.stats();
     assert_eq!(s.translations, 1);
     assert_eq!(s.iotlb, CacheCounts { hits: 0, misses: 1 });
     assert_eq!(s.walks, 1);
@@ -103,7 +103,7 @@ fn first_request_misses_and_walks_2_plus_levels_the_second_hits_in_exactly_looku
     // arrival.
     assert_eq!(sys.reads.len(), reads_before);
     assert_eq!(d2.latency(), ns(10));
-    let s = sys.vtd.stats();
+    let s = sys.agent.stats();
     assert_eq!(s.iotlb, CacheCounts { hits: 1, misses: 1 });
     assert_eq!((s.walks, s.walk_memory_reads, s.translations), (1, 6, 2));
 }
@@ -131,16 +131,16 @@ fn a_two_entry_iotlb_evicts_the_least_recently_used_page() {
     assert_eq!(go(&mut sys, A).code(), ok(PA_A));
     assert_eq!(go(&mut sys, B).code(), ok(PA_B));
     assert_eq!(go(&mut sys, C).code(), ok(PA_C));
-    assert_eq!(sys.vtd.stats().walks, 3);
+    assert_eq!(sys.agent.stats().walks, 3);
     // C and B hit (10 ns, no walk) ...
     assert_eq!(go(&mut sys, C).latency(), ns(10));
     assert_eq!(go(&mut sys, B).latency(), ns(10));
-    assert_eq!(sys.vtd.stats().walks, 3);
+    assert_eq!(sys.agent.stats().walks, 3);
     // ... A was evicted: it walks again.
     let d = go(&mut sys, A);
     assert_eq!(d.code(), ok(PA_A));
     assert!(d.latency() > ns(10));
-    let s = sys.vtd.stats();
+    let s = sys.agent.stats();
     assert_eq!(s.walks, 4);
     assert_eq!(s.iotlb, CacheCounts { hits: 2, misses: 4 });
 }
@@ -201,7 +201,7 @@ fn two_requests_to_one_page_1ns_apart_share_one_walk_and_each_gets_its_own_permi
     // Both translations leave when the single walk ends (1000 + 524).
     assert_eq!(d0.at, at_ns(1524));
     assert_eq!(d1.at, d0.at);
-    let s = sys.vtd.stats();
+    let s = sys.agent.stats();
     assert_eq!((s.walks, s.merged, s.walk_memory_reads), (1, 2, 6));
 }
 
@@ -224,7 +224,7 @@ fn with_one_walk_slot_a_miss_to_another_page_waits_for_the_first_walk() {
         assert_eq!(da.code(), ok(PA_A));
         assert_eq!(dd.code(), ok(PA_B));
         let reads_before_a_done = sys.reads.iter().filter(|r| r.at < da.at).count();
-        (da, dd, reads_before_a_done, sys.vtd.stats())
+        (da, dd, reads_before_a_done, sys.agent.stats())
     };
     let (da, dd, early_reads, s) = run(1);
     assert_eq!(da.at, at_ns(1524));
@@ -283,7 +283,7 @@ fn queued_page_invalidation_and_wait_end_the_stale_iotlb_entry_at_the_status_wri
     // From the completion tick on, the new PTE is used.
     let after = sys.translate(status_at, rd(dev0(), A | 0x44));
     assert_eq!(after.code(), ok(NEW | 0x44));
-    assert!(sys.vtd.stats().invalidations >= 2);
+    assert!(sys.agent.stats().invalidations >= 2);
     // The descriptor fetches were snooped (the descriptors sat in the CPU cache only).
     let fetches: Vec<_> = sys
         .reads
@@ -300,8 +300,8 @@ fn register_based_iotlb_invalidation_is_busy_for_its_duration_then_the_new_pte_i
     assert_eq!(sys.translate(at_ns(1000), rd(dev0(), A)).code(), ok(PA_A));
     l.remap(A, NEW, PageSize::Size4K, RW);
     sys.mem.write_flushed(&l.take());
-    let iotlb_reg = sys.vtd.iotlb_reg_offset();
-    let iva_reg = sys.vtd.iva_offset();
+    let iotlb_reg = sys.agent.iotlb_reg_offset();
+    let iva_reg = sys.agent.iva_offset();
     // ECAP.IRO = 0xf0 / 16 in the default capabilities: IVA at 0xf0, IOTLB_REG at 0xf8.
     assert_eq!((iva_reg, iotlb_reg), (0xf0, 0xf8));
     let (cmd, iva) = encode_iotlb_reg(IotlbScope::Page {
@@ -582,14 +582,14 @@ fn with_caching_mode_a_not_present_fault_is_cached_until_an_iotlb_invalidation()
     let (mut sys, mut l) = legacy_sys(c, true, standard);
     // B shares A's page table, its PTE is zero: read fault 0x6 after a walk.
     assert_eq!(sys.translate(at_ns(1000), rd(dev0(), B)).code(), Err(0x6));
-    assert_eq!(sys.vtd.stats().walks, 1);
+    assert_eq!(sys.agent.stats().walks, 1);
     let reads = sys.walk_reads();
     // Again: answered from the IOTLB's not-present entry, no walk, no read; lookup 10 +
     // fault 20 = 30 ns.
     let d = sys.translate(at_ns(2000), rd(dev0(), B));
     assert_eq!(d.code(), Err(0x6));
     assert_eq!(d.latency(), ns(30));
-    assert_eq!((sys.vtd.stats().walks, sys.walk_reads()), (1, reads));
+    assert_eq!((sys.agent.stats().walks, sys.walk_reads()), (1, reads));
     // The driver maps B; with CM = 1 it must invalidate (Linux iommu_flush_iotlb_psi for
     // caching mode). Until it does, the cached not-present entry still answers.
     l.map(B, PA_B, PageSize::Size4K, RW);
@@ -607,7 +607,7 @@ fn without_caching_mode_every_not_present_fault_walks_again() {
     let (mut sys, mut l) = legacy_sys(VtdConfig::default(), false, standard);
     assert_eq!(sys.translate(at_ns(1000), rd(dev0(), B)).code(), Err(0x6));
     assert_eq!(sys.translate(at_ns(2000), rd(dev0(), B)).code(), Err(0x6));
-    assert_eq!(sys.vtd.stats().walks, 2);
+    assert_eq!(sys.agent.stats().walks, 2);
     // Mapping B is visible at once, without any invalidation.
     l.map(B, PA_B, PageSize::Size4K, RW);
     sys.mem.write_flushed(&l.take());
@@ -666,7 +666,8 @@ fn after_clflush_and_an_iotlb_flush_the_non_coherent_walker_sees_the_update() {
     assert_eq!(sys.translate(at_ns(1000), rd(dev0(), A)).code(), ok(PA_A));
     sys.mem.flush_all();
     let (cmd, _) = encode_iotlb_reg(IotlbScope::Global);
-    sys.reg_write(at_ns(2000), sys.vtd.iotlb_reg_offset(), cmd);
+    let iotlb_reg = sys.agent.iotlb_reg_offset();
+    sys.reg_write(at_ns(2000), iotlb_reg, cmd);
     assert_eq!(sys.translate(at_ns(2200), rd(dev0(), A)).code(), ok(NEW));
 }
 
@@ -676,7 +677,7 @@ fn after_clflush_and_an_iotlb_flush_the_non_coherent_walker_sees_the_update() {
 
 fn frcd(sys: &mut Sys, i: u16) -> (u64, u64) {
     let t = sys.now();
-    let off = sys.vtd.frcd_offset(i);
+    let off = sys.agent.frcd_offset(i);
     (sys.reg_read(t, off), sys.reg_read(t, off + 8))
 }
 
@@ -694,7 +695,7 @@ fn two_fault_records_then_overflow_and_fpd_suppresses() {
         l.attach(d3, DID);
     });
     // CAP.FRO = 0x220 / 16 in the default capabilities: FRCD i at 0x220 + 16·i.
-    assert_eq!(sys.vtd.frcd_offset(1), 0x230);
+    assert_eq!(sys.agent.frcd_offset(1), 0x230);
     let r1 = sys.translate(at_ns(1000), rd(d1, 0x1_2345_6789));
     let r2 = sys.translate(at_ns(2000), wr(d2, 0x2_0000_0010));
     let r3 = sys.translate(at_ns(3000), rd(d3, 0x3000));
@@ -731,13 +732,14 @@ fn two_fault_records_then_overflow_and_fpd_suppresses() {
         "third fault overflowed: {}",
         r3f.logged
     );
-    let s = sys.vtd.stats();
+    let s = sys.agent.stats();
     assert_eq!((s.faults_logged, s.faults_overflowed), (2, 1));
 
     // Software clears F in both records and PFO (RW1C); the next fault is recorded again.
     let t = at_ns(5000);
-    sys.reg_write(t, sys.vtd.frcd_offset(0) + 8, 1 << 63);
-    sys.reg_write(t, sys.vtd.frcd_offset(1) + 8, 1 << 63);
+    let (frcd0, frcd1) = (sys.agent.frcd_offset(0), sys.agent.frcd_offset(1));
+    sys.reg_write(t, frcd0 + 8, 1 << 63);
+    sys.reg_write(t, frcd1 + 8, 1 << 63);
     sys.reg_write(t, offset::FSTS, u64::from(fsts::PFO));
     assert_eq!(
         sys.reg_read(t, offset::FSTS) as u32 & (fsts::PFO | fsts::PPF),
@@ -745,7 +747,7 @@ fn two_fault_records_then_overflow_and_fpd_suppresses() {
     );
     let r4 = sys.translate(at_ns(6000), rd(d3, 0x3000));
     assert!(r4.result.unwrap_err().logged.contains("FRCD"));
-    assert_eq!(sys.vtd.stats().faults_logged, 3);
+    assert_eq!(sys.agent.stats().faults_logged, 3);
 
     // FPD = 1 in the context: the request still fails, nothing is recorded.
     let fpd = ContextFields {
@@ -758,7 +760,7 @@ fn two_fault_records_then_overflow_and_fpd_suppresses() {
     let r5 = sys.translate(at_ns(7000), rd(d4, 0x5000));
     assert_eq!(r5.code(), Err(0x6));
     assert!(r5.result.unwrap_err().logged.contains("FPD"));
-    let s = sys.vtd.stats();
+    let s = sys.agent.stats();
     assert_eq!((s.faults_logged, s.faults_suppressed), (3, 1));
     assert_eq!(sys.reg_read(at_ns(8000), offset::FSTS), fsts_before);
 }
@@ -812,7 +814,7 @@ fn iotlb_reg_reports_the_actual_invalidation_granularity_when_ivt_clears() {
     // "Flush IOTLB failed" when DMA_TLB_IAIG(val) == 0.
     let (mut sys, _) = legacy_sys(VtdConfig::default(), false, standard);
     let (cmd, _) = encode_iotlb_reg(IotlbScope::Domain { did: DID });
-    let reg = sys.vtd.iotlb_reg_offset();
+    let reg = sys.agent.iotlb_reg_offset();
     sys.reg_write(at_ns(1000), reg, cmd);
     let v = sys.reg_read(at_ns(1200), reg);
     assert_eq!(v >> 63, 0);

@@ -59,55 +59,10 @@ const PT_DID: u16 = 0x3ff;
 // Randomness
 // ---------------------------------------------------------------------------------------
 
-struct Dice(Xoshiro256PlusPlus);
-
-impl Dice {
-    fn new(seed: u64) -> Dice {
-        Dice(Xoshiro256PlusPlus::seed_from_u64(seed))
-    }
-
-    /// Uniform-ish in `0..n` (0 for n = 0).
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.0.next_u64() % n
-        }
-    }
-
-    /// Uniform-ish in `lo..=hi`.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.below(hi - lo + 1)
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-
-    fn index(&mut self, len: usize) -> usize {
-        self.below(len as u64) as usize
-    }
-
-    fn raw(&mut self) -> u64 {
-        self.0.next_u64()
-    }
-}
-
-fn ps(n: u64) -> Span {
-    Span::from_ps(n)
-}
-
-/// The seeds to run: all of `0..n` (`SNOOPSIM_SEEDS` overrides `n`), or the one
-/// `SNOOPSIM_SEED` names.
-fn seeds(n: u64) -> (Vec<u64>, bool) {
-    match std::env::var("SNOOPSIM_SEED") {
-        Ok(s) => (vec![s.parse().expect("SNOOPSIM_SEED is a number")], true),
-        Err(_) => {
-            let n = std::env::var("SNOOPSIM_SEEDS")
-                .map_or(n, |s| s.parse().expect("SNOOPSIM_SEEDS is a number"));
-            ((0..n).collect(), false)
-        }
-    }
+/// Dice for `seed` ([`Xoshiro256PlusPlus`]).
+fn seeded(seed: u64) -> Dice {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    Dice::from_fn(move || rng.next_u64())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -544,22 +499,6 @@ fn random_config(d: &mut Dice) -> VtdConfig {
     }
 }
 
-/// Random arrival ticks from `start`: bursts of same-tick or picosecond-apart requests
-/// separated by gaps of up to `max_gap_ps`.
-fn arrivals(d: &mut Dice, start: Tick, n: usize, max_gap_ps: u64) -> Vec<Tick> {
-    let mut t = start;
-    (0..n)
-        .map(|_| {
-            t += if d.chance(65) {
-                ps(d.below(3000))
-            } else {
-                ps(d.below(max_gap_ps))
-            };
-            t
-        })
-        .collect()
-}
-
 /// Whether `r`'s architectural walk gets as far as the paging structures (so a request
 /// that is not merged into another's walk must look the IOTLB up at least once).
 fn reaches_paging(env: &WalkEnv, mem: &Memory, r: &TranslationRequest) -> bool {
@@ -592,7 +531,7 @@ struct Case {
 impl Case {
     /// The case of `seed`, drawn from stream `stream` of it (one per property).
     fn new(seed: u64, stream: u64, verbose: bool) -> Case {
-        let mut dice = Dice::new(seed ^ stream.rotate_left(40));
+        let mut dice = seeded(seed ^ stream.rotate_left(40));
         let cfg = random_config(&mut dice);
         let mut world = World::generate(&mut dice, &cfg.caps);
         let mut sys = Sys::new(cfg.clone());
@@ -628,28 +567,12 @@ impl Case {
         n: usize,
         max_gap_ps: u64,
     ) -> Vec<(u64, Tick, TranslationRequest)> {
-        let ticks = arrivals(&mut self.dice, start, n, max_gap_ps);
-        let mut prev: Option<TranslationRequest> = None;
-        ticks
-            .into_iter()
-            .map(|t| {
-                let r = match prev {
-                    // Another access to the page just asked for: a merge or a hit.
-                    Some(p) if self.dice.chance(30) => TranslationRequest {
-                        iova: Iova((p.iova.raw() & !0xfff) | (self.dice.below(64) * 64)),
-                        access: if self.dice.chance(50) {
-                            AccessKind::Read
-                        } else {
-                            AccessKind::Write
-                        },
-                        ..p
-                    },
-                    _ => self.world.random_request(&mut self.dice),
-                };
-                prev = Some(r);
-                (self.sys.submit(t, r), t, r)
+        let world = &self.world;
+        self.sys
+            .pump
+            .submit_random(&mut self.dice, start, n, max_gap_ps, |d| {
+                world.random_request(d)
             })
-            .collect()
     }
 
     fn context(&self) -> String {
@@ -668,86 +591,31 @@ impl Case {
         )
     }
 
-    /// Every token completed exactly once, no earlier than arrival + lookup; the
-    /// completions by token.
+    /// Every token completed exactly once, no earlier than arrival + lookup (but for the
+    /// known merged-walk pattern, counted in `early`); the completions by token.
     fn completions(&self, reqs: &[(u64, Tick, TranslationRequest)]) -> BTreeMap<u64, Done> {
-        if self.verbose {
-            for (token, arrival, r) in reqs {
-                let d = self.sys.done(*token);
-                println!(
-                    "  #{token} {arrival} {} {:#x} {:?} tr {} -> {:?} at {:?} (reference now {})",
-                    r.requester,
-                    r.iova.raw(),
-                    r.access,
-                    r.translated,
-                    d.map(|d| show(&d.code())),
-                    d.map(|d| d.at),
-                    show(&self.sys.reference(r))
-                );
-            }
-        }
-        let mut by_token = BTreeMap::new();
-        for d in &self.sys.dones {
-            assert!(
-                by_token.insert(d.token, d.clone()).is_none(),
-                "token {} completed twice; {}",
-                d.token,
-                self.context()
-            );
-        }
-        assert_eq!(
-            by_token.len(),
-            reqs.len(),
-            "every request completes exactly once; {}",
-            self.context()
-        );
-        let lookup = self.lookup();
-        for (token, arrival, r) in reqs {
-            let d = by_token
-                .get(token)
-                .unwrap_or_else(|| panic!("token {token} never completed; {}", self.context()));
-            assert_eq!(d.arrived, *arrival);
-            assert!(d.at >= *arrival, "token {token} done before it arrived");
-            if d.at >= *arrival + lookup {
-                continue;
-            }
-            // The one known way to break it (see the ignored regression test below): a
-            // request merged into a walk of the same page that ends before the merged
-            // request's own lookup does is answered at that walk's end (plus the fault
-            // latency for a fault), like the request that started the walk.
-            let fault = self.cfg.timing.clock.span(self.cfg.timing.fault);
-            let walk_end = |d: &Done| {
-                [
-                    Some(d.at),
-                    d.at.as_ps().checked_sub(fault.as_ps()).map(Tick::from_ps),
-                ]
-            };
-            let merged_early = reqs.iter().any(|(t2, a2, r2)| {
-                t2 != token
-                    && a2 <= arrival
-                    && same_walk(r, r2)
-                    && by_token.get(t2).is_some_and(|d2| {
-                        let (e1, e2) = (walk_end(d), walk_end(d2));
-                        e1.iter().flatten().any(|x| e2.contains(&Some(*x)))
-                    })
-            });
-            assert!(
-                merged_early && !STRICT_LOOKUP_TIMING.with(|s| s.get()),
-                "token {token} {r:?} arrived {arrival}, done {} before its lookup ended ({}); \
-                 {}",
-                d.at,
-                *arrival + lookup,
-                self.context()
-            );
-            self.early.set(self.early.get() + 1);
-        }
+        let timing = LookupTiming {
+            lookup: self.lookup(),
+            fault: self.cfg.timing.clock.span(self.cfg.timing.fault),
+            same_walk,
+            show,
+        };
+        let (by_token, early) = self
+            .sys
+            .completions(reqs, &timing, self.verbose, &|| self.context());
+        self.early.set(self.early.get() + early);
         by_token
     }
-}
 
-thread_local! {
-    /// Set by the ignored strict-timing property: no early completion is tolerated.
-    static STRICT_LOOKUP_TIMING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Adds this case's answers `results` and counters to `tally`.
+    fn tally(&self, tally: &mut Tally, results: impl Iterator<Item = Result<Translation, u32>>) {
+        tally.add(
+            results,
+            &self.sys.agent.stats(),
+            WALK_CACHE,
+            self.early.get(),
+        );
+    }
 }
 
 /// Whether two requests are misses the unit merges into one walk (`vtd::iommu` MergeKey:
@@ -771,47 +639,8 @@ fn show(r: &Result<Translation, u32>) -> String {
 // Property 1: no invalidation, unchanged tables
 // ---------------------------------------------------------------------------------------
 
-/// What the seeds exercised, summed (printed with `--nocapture`).
-#[derive(Debug, Default)]
-struct Tally {
-    requests: u64,
-    ok: u64,
-    faults: BTreeMap<u32, u64>,
-    walks: u64,
-    merged: u64,
-    iotlb_hits: u64,
-    iotlb_misses: u64,
-    psc_hits: u64,
-    early: u64,
-    /// Requests before the invalidation completed answered from stale state (old ≠ new).
-    stale: u64,
-    /// Requests after the invalidation completed whose answer the update changed.
-    changed_after: u64,
-}
-
-impl Tally {
-    fn add(&mut self, case: &Case, results: impl Iterator<Item = Result<Translation, u32>>) {
-        for r in results {
-            self.requests += 1;
-            match r {
-                Ok(_) => self.ok += 1,
-                Err(c) => *self.faults.entry(c).or_default() += 1,
-            }
-        }
-        let s = case.sys.vtd.stats();
-        self.walks += s.walks;
-        self.merged += s.merged;
-        self.iotlb_hits += s.iotlb.hits;
-        self.iotlb_misses += s.iotlb.misses;
-        self.psc_hits += s
-            .caches
-            .iter()
-            .filter(|(n, _)| n.starts_with('p') && *n != "pasid")
-            .map(|(_, c)| c.hits)
-            .sum::<u64>();
-        self.early += case.early.get();
-    }
-}
+/// The paging-structure caches (pde .. pml5e), by name, for [`Tally`].
+const WALK_CACHE: fn(&str) -> bool = |n| n.starts_with('p') && n != "pasid";
 
 fn check_static(seed: u64, verbose: bool, tally: &mut Tally) {
     let mut case = Case::new(seed, 0, verbose);
@@ -820,62 +649,18 @@ fn check_static(seed: u64, verbose: bool, tally: &mut Tally) {
     case.sys.run();
     let done = case.completions(&reqs);
     let env = WalkEnv::new(&case.cfg.caps, case.world.ctx.root_table(), false);
-    let mut paging = 0u64;
-    for (token, arrival, r) in &reqs {
-        let d = &done[token];
-        let want = case.sys.reference(r);
-        assert_eq!(
-            d.code(),
-            want,
-            "token {token}: {r:?} arriving {arrival}, done {}: agent {} vs reference {}; {}",
-            d.at,
-            show(&d.code()),
-            show(&want),
-            case.context()
-        );
-        paging += u64::from(reaches_paging(&env, &case.sys.mem, r));
-    }
-    let s = case.sys.vtd.stats();
-    let n = n as u64;
     let ctx = case.context();
-    assert_eq!(s.translations, n, "{ctx}");
-    assert!(
-        s.walks + s.merged <= n,
-        "walks {} + merged {} > {n} requests; {ctx}",
-        s.walks,
-        s.merged
-    );
-    assert!(s.iotlb.hits <= n, "{s:?}; {ctx}");
-    // A request that reaches the paging structures either looks the IOTLB up itself (at
-    // arrival or as its walk's set-up) or joins another's walk.
-    assert!(
-        s.iotlb.hits + s.iotlb.misses + s.merged >= paging,
-        "IOTLB lookups {:?} + merged {} < {paging} requests that reach paging; {ctx}",
-        s.iotlb,
-        s.merged
-    );
-    assert!(
-        paging == 0 || s.walks >= 1,
-        "cold caches, yet no walk; {ctx}"
-    );
-    // Root + context + at most 4 paging reads per walk.
-    assert!(
-        s.walk_memory_reads <= 6 * s.walks,
-        "{} reads for {} walks; {ctx}",
-        s.walk_memory_reads,
-        s.walks
-    );
-    assert_eq!(s.invalidations, 0, "{ctx}");
-    tally.add(&case, reqs.iter().map(|(t, _, _)| done[t].code()));
+    let reaches = |mem: &Memory, r: &TranslationRequest| reaches_paging(&env, mem, r);
+    let paging = case
+        .sys
+        .check_against_reference(&reqs, &done, show, reaches, &ctx);
+    case.sys.check_static_counters(n as u64, paging, 6, &ctx);
+    case.tally(tally, reqs.iter().map(|(t, _, _)| done[t].code()));
 }
 
 #[test]
 fn timed_agent_agrees_with_reference_translate() {
-    let (seeds, verbose) = seeds(SEEDS);
-    let mut tally = Tally::default();
-    for seed in seeds {
-        check_static(seed, verbose, &mut tally);
-    }
+    let tally = run_seeds(SEEDS, check_static);
     println!("{tally:?}");
 }
 
@@ -885,15 +670,11 @@ fn timed_agent_agrees_with_reference_translate() {
 
 /// `mem` with the context entries of `bdfs` taken from `from`.
 fn with_contexts(mem: &Memory, from: &Memory, ctx: &ContextTables, bdfs: &[Bdf]) -> Memory {
-    let mut m = mem.clone();
-    for b in bdfs {
-        if let Some(pa) = ctx.context_address(*b) {
-            let mut buf = [0u8; 16];
-            from.read_coherent(pa, &mut buf);
-            m.store_flushed(pa, &buf);
-        }
-    }
-    m
+    mem.with_bytes_from(
+        from,
+        bdfs.iter().filter_map(|b| ctx.context_address(*b)),
+        16,
+    )
 }
 
 fn check_invalidation(seed: u64, verbose: bool, tally: &mut Tally) {
@@ -901,10 +682,7 @@ fn check_invalidation(seed: u64, verbose: bool, tally: &mut Tally) {
     let n1 = case.dice.range(100, 250) as usize;
     let warm = case.submit_random(at_ns(1000), n1, 1_500_000);
     case.sys.run();
-    for (token, _, r) in &warm {
-        let d = case.sys.done(*token).expect("warm-up completes").code();
-        assert_eq!(d, case.sys.reference(r), "warm-up; {}", case.context());
-    }
+    case.sys.check_warm_up(&warm, &case.context());
 
     // Software changes the tables at T (written and flushed).
     let t = case.sys.now() + ns(50);
@@ -939,18 +717,12 @@ fn check_invalidation(seed: u64, verbose: bool, tally: &mut Tally) {
     let wait = case.sys.wait_descriptor();
     case.sys.qi_submit(submit_at, &[first, second, wait]);
     // The status write's tick is known once the wait descriptor is fetched.
-    let done_at = loop {
-        if let Some(c) = case.sys.status_write_tick() {
-            break c;
-        }
-        let next = case.sys.now() + ns(20);
-        case.sys.run_until(next);
-        assert!(
-            case.sys.now() < submit_at + ns(100_000),
-            "the wait never completes; {}",
-            case.context()
-        );
-    };
+    let ctx = case.context();
+    let done_at = case.sys.run_until_found(
+        submit_at + ns(100_000),
+        |p| p.first_write_at(PhysAddr(STATUS_ADDR)),
+        &ctx,
+    );
     assert!(case.sys.now() <= done_at);
     let n3 = case.dice.range(50, 150) as usize;
     let after = {
@@ -964,60 +736,32 @@ fn check_invalidation(seed: u64, verbose: bool, tally: &mut Tally) {
     case.sys.run();
     assert_eq!(case.sys.mem.u32_coherent(STATUS_ADDR), QI_DONE);
     assert!(
-        case.sys.vtd.stats().invalidations >= 3,
+        case.sys.agent.stats().invalidations >= 3,
         "{}",
         case.context()
     );
 
     let all: Vec<_> = warm.iter().chain(&during).chain(&after).copied().collect();
     let done = case.completions(&all);
-    let reference = |m: &Memory, r: &TranslationRequest| {
-        case.sys
-            .vtd
-            .reference_translate(r, &mut |pa, buf| m.read_coherent(pa, buf))
-    };
-    for (token, arrival, r) in during.iter().chain(&after) {
-        let got = done[token].code();
-        let new = reference(&new_mem, r);
-        if *arrival >= done_at {
-            tally.changed_after += u64::from(new != reference(&old_mem, r));
-            assert_eq!(
-                got,
-                new,
-                "token {token}: {r:?} arriving {arrival}, at or after the wait completed at \
-                 {done_at}: agent {} vs new tables {}; {}",
-                show(&got),
-                show(&new),
-                case.context()
-            );
-        } else {
-            let old = reference(&old_mem, r);
-            let allowed = [old, new, reference(&mixes[0], r), reference(&mixes[1], r)];
-            tally.stale += u64::from(got != new);
-            assert!(
-                allowed.contains(&got),
-                "token {token}: {r:?} arriving {arrival} (wait completes {done_at}): agent {} \
-                 is neither old {} nor new {} nor a stale-context mix; {}",
-                show(&got),
-                show(&old),
-                show(&new),
-                case.context()
-            );
-        }
-    }
-    tally.add(
-        &case,
+    case.sys.check_invalidation_answers(
+        during.iter().chain(&after),
+        &done,
+        done_at,
+        (&old_mem, &new_mem),
+        (&mixes, "stale-context"),
+        show,
+        tally,
+        &ctx,
+    );
+    case.tally(
+        tally,
         during.iter().chain(&after).map(|(t, _, _)| done[t].code()),
     );
 }
 
 #[test]
 fn after_a_global_invalidation_completes_requests_see_the_new_tables() {
-    let (seeds, verbose) = seeds(INVALIDATION_SEEDS);
-    let mut tally = Tally::default();
-    for seed in seeds {
-        check_invalidation(seed, verbose, &mut tally);
-    }
+    let tally = run_seeds(INVALIDATION_SEEDS, check_invalidation);
     println!("{tally:?}");
 }
 
@@ -1028,12 +772,8 @@ fn after_a_global_invalidation_completes_requests_see_the_new_tables() {
 /// The first property with no early completion tolerated.
 #[test]
 fn strict_no_request_completes_before_its_lookup_ends() {
-    STRICT_LOOKUP_TIMING.with(|s| s.set(true));
-    let (seeds, verbose) = seeds(SEEDS);
-    let mut tally = Tally::default();
-    for seed in seeds {
-        check_static(seed, verbose, &mut tally);
-    }
+    set_strict_lookup_timing(true);
+    run_seeds(SEEDS, check_static);
 }
 
 /// dev 03:00.0 and 03:01.0 in domain 1 (4 levels), page `A` mapped read-write; default

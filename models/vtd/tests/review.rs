@@ -173,12 +173,12 @@ fn fault_records_read_and_clear_as_linux_does_through_the_top_dword() {
     sys.mem.write_flushed(&l.take());
     sys.boot(l.ctx.root_table(), false, false);
     assert_eq!(sys.translate_now(rd(dev0(), 0x9000)).code(), Err(0x6));
-    let top = sys.vtd.frcd_offset(0) + 12;
+    let top = sys.agent.frcd_offset(0) + 12;
     let t = sys.now();
     let d = sys.reg_read(t, top);
     assert_eq!(d >> 31 & 1, 1, "F");
     assert_eq!(d & 0xff, 0x6, "FR at bits 103:96");
     sys.reg_write(t, top, 1 << 31);
     assert_eq!(sys.reg_read(t, top) >> 31 & 1, 0, "cleared");
-    let _ = sys.vtd.stats();
+    let _ = sys.agent.stats();
 }

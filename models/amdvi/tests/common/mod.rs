@@ -1,15 +1,10 @@
 //! Test harness for the AMD-Vi model: a tiny deterministic system around one [`Amdvi`].
 //!
-//! * [`Memory`]: DRAM (a [`SparseMemory`]) plus a "CPU cache" overlay holding bytes the CPU
-//!   wrote that have not reached DRAM yet. Table updates are applied either flushed (to both,
-//!   as after CLFLUSH) or cached (to the overlay only). A snooped read sees the overlay first,
-//!   a non-snooped read DRAM only.
-//! * [`Sys`]: drives the agent the way `sim/` does. Events are kept in a `BTreeMap` keyed by
-//!   `(tick, sequence)`, so equal-tick events run in insertion order and time never goes
-//!   backwards (the agent requires a non-decreasing `now`). A `MemRead` is answered
-//!   `dram_latency` (80 ns) after it leaves, from the overlay-then-DRAM view when snooped and
-//!   from DRAM alone when not; a `MemWrite` is applied at its tick; `Done`s and
-//!   `RegisterChanged`s are collected.
+//! * [`Memory`] (from `model_core::testkit`): DRAM plus a "CPU cache" overlay. Table updates
+//!   are applied either flushed (to both, as after CLFLUSH) or cached (to the overlay only).
+//! * [`Sys`]: a `model_core::testkit::Pump` around one [`Amdvi`] (it derefs to the pump:
+//!   submit, run, translate, register access, the logs; reads answered after 80 ns), plus
+//!   the AMD-Vi boot, command buffer and event log.
 //! * Boot follows the Linux amd_iommu driver (`drivers/iommu/amd/init.c`):
 //!   `iommu_set_device_table` (DEV_TABLE_BASE = table | (pages − 1)),
 //!   `iommu_enable_command_buffer` (CMD_BUF_BASE = buffer | Len 9 << 56, CMD_HEAD = CMD_TAIL
@@ -29,14 +24,10 @@ use amdvi::regs::{control, offset, DevTableBase, RingBase};
 use amdvi::tables::{DeviceTable, IoPageTable, MemWrite, TableAllocator};
 use amdvi::walk::{self, Outcome, ReqInfo, WalkEnv};
 use amdvi::{Amdvi, AmdviConfig};
-use model_core::{
-    AccessKind, AgentOutput, Bdf, CacheCounts, Iova, PhysAddr, Span, SparseMemory, Tick,
-    Translation, TranslationAgent, TranslationFault, TranslationRequest,
-};
-use std::collections::BTreeMap;
+pub use model_core::testkit::*;
+use model_core::{Bdf, PhysAddr, Tick, Translation, TranslationRequest};
+use std::ops::{Deref, DerefMut};
 
-/// DRAM read latency used throughout (the figure the latency table is quoted at).
-pub const DRAM_NS: u64 = 80;
 /// Table region (device table and I/O page-table pages).
 pub const TABLE_BASE: u64 = 0x1000_0000;
 /// Bytes of the table region: 4096 pages.
@@ -54,49 +45,9 @@ pub const SEM_ADDR: u64 = 0x2002_0000;
 /// The domain every test device is attached to unless said otherwise.
 pub const DOMAIN: u16 = 1;
 
-/// Nanoseconds as a span.
-pub fn ns(n: u64) -> Span {
-    Span::from_ns(n)
-}
-
-/// A tick `n` nanoseconds into the run.
-pub fn at_ns(n: u64) -> Tick {
-    Tick::ZERO + Span::from_ns(n)
-}
-
-/// A requester ID.
-pub fn dev(bus: u8, device: u8, function: u8) -> Bdf {
-    Bdf::new(bus, device, function).expect("valid BDF")
-}
-
 /// The device most tests use: 03:00.0, DeviceID 0x0300.
 pub fn dev0() -> Bdf {
     dev(3, 0, 0)
-}
-
-/// A plain untranslated request without PASID, snooped (NS = 0), 64 bytes.
-pub fn req(bdf: Bdf, iova: u64, access: AccessKind) -> TranslationRequest {
-    TranslationRequest {
-        requester: bdf,
-        iova: Iova(iova),
-        len: 64,
-        access,
-        pasid: None,
-        execute: false,
-        privileged: false,
-        no_snoop: false,
-        translated: false,
-    }
-}
-
-/// A memory read request.
-pub fn rd(bdf: Bdf, iova: u64) -> TranslationRequest {
-    req(bdf, iova, AccessKind::Read)
-}
-
-/// A memory write request.
-pub fn wr(bdf: Bdf, iova: u64) -> TranslationRequest {
-    req(bdf, iova, AccessKind::Write)
 }
 
 /// `r` with the TLP No Snoop attribute set.
@@ -144,427 +95,44 @@ pub const IO_PAGE_FAULT: u32 = 0x2;
 pub const ILLEGAL_COMMAND: u32 = 0x5;
 
 // ---------------------------------------------------------------------------------------
-// Memory
-// ---------------------------------------------------------------------------------------
-
-/// DRAM plus the CPU-cache overlay (bytes written by the CPU, not yet written back).
-#[derive(Debug, Clone, Default)]
-pub struct Memory {
-    /// What a non-snooped read sees.
-    pub dram: SparseMemory,
-    /// Dirty bytes in the CPU caches, by address.
-    pub cache: BTreeMap<u64, u8>,
-}
-
-impl Memory {
-    /// Writes that reached DRAM (written and flushed).
-    pub fn write_flushed(&mut self, writes: &[MemWrite]) {
-        for w in writes {
-            self.store_flushed(w.pa, &w.bytes);
-        }
-    }
-
-    /// Writes that stayed in the CPU caches (no CLFLUSH): DRAM keeps the old bytes.
-    pub fn write_cached(&mut self, writes: &[MemWrite]) {
-        for w in writes {
-            self.store_cached(w.pa, &w.bytes);
-        }
-    }
-
-    /// Bytes written through to DRAM; any cached copy is updated too.
-    pub fn store_flushed(&mut self, pa: PhysAddr, bytes: &[u8]) {
-        self.dram.write(pa, bytes);
-        for (i, b) in (0u64..).zip(bytes) {
-            if let Some(c) = self.cache.get_mut(&pa.0.wrapping_add(i)) {
-                *c = *b;
-            }
-        }
-    }
-
-    /// Bytes written into the CPU caches only.
-    pub fn store_cached(&mut self, pa: PhysAddr, bytes: &[u8]) {
-        for (i, b) in (0u64..).zip(bytes) {
-            self.cache.insert(pa.0.wrapping_add(i), *b);
-        }
-    }
-
-    /// Writes every dirty byte back to DRAM (WBINVD).
-    pub fn flush_all(&mut self) {
-        for (a, b) in std::mem::take(&mut self.cache) {
-            self.dram.write(PhysAddr(a), &[b]);
-        }
-    }
-
-    /// The CPU's coherent view: overlay first, then DRAM.
-    pub fn read_coherent(&self, pa: PhysAddr, buf: &mut [u8]) {
-        self.dram.read(pa, buf);
-        for (i, b) in (0u64..).zip(buf.iter_mut()) {
-            if let Some(c) = self.cache.get(&pa.0.wrapping_add(i)) {
-                *b = *c;
-            }
-        }
-    }
-
-    /// What a non-snooping reader sees.
-    pub fn read_dram(&self, pa: PhysAddr, buf: &mut [u8]) {
-        self.dram.read(pa, buf);
-    }
-
-    /// A snooped or non-snooped read.
-    pub fn read(&self, pa: PhysAddr, buf: &mut [u8], snooped: bool) {
-        if snooped {
-            self.read_coherent(pa, buf)
-        } else {
-            self.read_dram(pa, buf)
-        }
-    }
-
-    /// A little-endian u64 from the coherent view.
-    pub fn u64_coherent(&self, pa: u64) -> u64 {
-        let mut b = [0u8; 8];
-        self.read_coherent(PhysAddr(pa), &mut b);
-        u64::from_le_bytes(b)
-    }
-}
-
-/// One 64-bit store of `value` at `pa`.
-pub fn word(pa: u64, value: u64) -> MemWrite {
-    MemWrite {
-        pa: PhysAddr(pa),
-        bytes: value.to_le_bytes().to_vec(),
-    }
-}
-
-// ---------------------------------------------------------------------------------------
 // The driven system
 // ---------------------------------------------------------------------------------------
 
-/// A completed translation as the system saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Done {
-    /// The token given at submission.
-    pub token: u64,
-    /// When the request arrived at the IOMMU.
-    pub arrived: Tick,
-    /// When the translated request left the IOMMU.
-    pub at: Tick,
-    /// The outcome.
-    pub result: Result<Translation, TranslationFault>,
-}
-
-impl Done {
-    /// The outcome with the fault reduced to its event code.
-    pub fn code(&self) -> Result<Translation, u32> {
-        self.result.clone().map_err(|f| f.reason_code)
-    }
-
-    /// Arrival to completion.
-    pub fn latency(&self) -> Span {
-        self.at
-            .checked_since(self.arrived)
-            .expect("a request completes at or after it arrives")
-    }
-}
-
-/// A table or command read the agent issued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Read {
-    /// The agent's tag.
-    pub tag: u64,
-    /// First byte.
-    pub pa: PhysAddr,
-    /// Bytes.
-    pub len: u32,
-    /// Snooped or not.
-    pub snooped: bool,
-    /// When it left the agent.
-    pub at: Tick,
-}
-
-/// A memory write the agent performed (event log entries, COMPLETION_WAIT stores).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AgentWrite {
-    /// First byte.
-    pub pa: PhysAddr,
-    /// Little-endian data.
-    pub value: u64,
-    /// Bytes.
-    pub len: u32,
-    /// Snooped or not.
-    pub snooped: bool,
-    /// When it was performed.
-    pub at: Tick,
-}
-
-#[derive(Debug, Clone)]
-enum Ev {
-    Request {
-        token: u64,
-        req: TranslationRequest,
-    },
-    ReadData {
-        tag: u64,
-        pa: PhysAddr,
-        len: u32,
-        snooped: bool,
-    },
-    Write(AgentWrite),
-}
-
-/// One AMD-Vi unit, its memory and an event list.
+/// One AMD-Vi unit, its memory and an event list (derefs to the [`Pump`]).
 #[derive(Debug)]
 pub struct Sys {
-    /// The unit under test.
-    pub iommu: Amdvi,
-    /// DRAM and CPU caches.
-    pub mem: Memory,
-    /// Issue to data of every memory read.
-    pub dram_latency: Span,
+    /// The pump around the unit under test (`agent`).
+    pub pump: Pump<Amdvi>,
     /// Event log entries programmed at boot (a power of two, 256..=32768).
     pub evt_entries: u32,
-    now: Tick,
-    seq: u64,
-    events: BTreeMap<(Tick, u64), Ev>,
-    next_token: u64,
-    arrivals: BTreeMap<u64, Tick>,
     cmd_tail: u64,
     /// Whether boot set Control.Coherent (commands are then written without a flush).
     coherent_boot: bool,
-    /// Every completion, in the order the agent produced them.
-    pub dones: Vec<Done>,
-    /// Every memory read the agent issued (walks and command fetches).
-    pub reads: Vec<Read>,
-    /// Every memory write the agent asked for.
-    pub agent_writes: Vec<AgentWrite>,
-    /// Every `RegisterChanged` (offset, tick).
-    pub reg_changes: Vec<(u32, Tick)>,
+}
+
+impl Deref for Sys {
+    type Target = Pump<Amdvi>;
+
+    fn deref(&self) -> &Pump<Amdvi> {
+        &self.pump
+    }
+}
+
+impl DerefMut for Sys {
+    fn deref_mut(&mut self) -> &mut Pump<Amdvi> {
+        &mut self.pump
+    }
 }
 
 impl Sys {
     /// A unit built from `cfg` with empty memory, at tick 0, not yet booted.
     pub fn new(cfg: AmdviConfig) -> Sys {
         Sys {
-            iommu: Amdvi::new(cfg).expect("valid AmdviConfig"),
-            mem: Memory::default(),
-            dram_latency: ns(DRAM_NS),
+            pump: Pump::new(Amdvi::new(cfg).expect("valid AmdviConfig")),
             evt_entries: 512,
-            now: Tick::ZERO,
-            seq: 0,
-            events: BTreeMap::new(),
-            next_token: 0,
-            arrivals: BTreeMap::new(),
             cmd_tail: 0,
             coherent_boot: true,
-            dones: Vec::new(),
-            reads: Vec::new(),
-            agent_writes: Vec::new(),
-            reg_changes: Vec::new(),
         }
-    }
-
-    /// The current tick (the latest event run or call made).
-    pub fn now(&self) -> Tick {
-        self.now
-    }
-
-    fn schedule(&mut self, at: Tick, ev: Ev) {
-        assert!(
-            at >= self.now,
-            "scheduling in the past: {at} < now {}",
-            self.now
-        );
-        self.events.insert((at, self.seq), ev);
-        self.seq += 1;
-    }
-
-    /// Moves every agent output into the event list or the logs.
-    fn drain(&mut self) {
-        while let Some(o) = self.iommu.poll_output() {
-            match o {
-                AgentOutput::MemRead {
-                    tag,
-                    pa,
-                    len,
-                    snooped,
-                    at,
-                } => {
-                    assert!(at >= self.now, "MemRead at {at} before now {}", self.now);
-                    self.reads.push(Read {
-                        tag,
-                        pa,
-                        len,
-                        snooped,
-                        at,
-                    });
-                    let done = at + self.dram_latency;
-                    self.schedule(
-                        done,
-                        Ev::ReadData {
-                            tag,
-                            pa,
-                            len,
-                            snooped,
-                        },
-                    );
-                }
-                AgentOutput::MemWrite {
-                    pa,
-                    value,
-                    len,
-                    snooped,
-                    at,
-                } => {
-                    let w = AgentWrite {
-                        pa,
-                        value,
-                        len,
-                        snooped,
-                        at,
-                    };
-                    self.agent_writes.push(w);
-                    self.schedule(at, Ev::Write(w));
-                }
-                AgentOutput::Done { token, at, result } => {
-                    assert!(at >= self.now, "Done at {at} before now {}", self.now);
-                    let arrived = self.arrivals.get(&token).copied().expect("known token");
-                    self.dones.push(Done {
-                        token,
-                        arrived,
-                        at,
-                        result,
-                    });
-                }
-                AgentOutput::RegisterChanged { offset, at } => {
-                    assert!(
-                        at >= self.now,
-                        "RegisterChanged at {at} before now {}",
-                        self.now
-                    );
-                    self.reg_changes.push((offset, at));
-                }
-            }
-        }
-    }
-
-    fn step(&mut self) -> bool {
-        let Some(((t, _), ev)) = self.events.pop_first() else {
-            return false;
-        };
-        assert!(t >= self.now, "time went backwards");
-        self.now = t;
-        match ev {
-            Ev::Request { token, req } => self.iommu.request(t, token, &req),
-            Ev::ReadData {
-                tag,
-                pa,
-                len,
-                snooped,
-            } => {
-                let mut buf = vec![0u8; len as usize];
-                self.mem.read(pa, &mut buf, snooped);
-                self.iommu
-                    .memory_read_done(t, tag, &buf)
-                    .expect("the agent knows its own read tag");
-            }
-            Ev::Write(w) => {
-                let bytes = &w.value.to_le_bytes()[..w.len as usize];
-                if w.snooped {
-                    self.mem.store_flushed(w.pa, bytes);
-                } else {
-                    self.mem.dram.write(w.pa, bytes);
-                }
-            }
-        }
-        self.drain();
-        true
-    }
-
-    /// Runs every event at or before `t`, then stands at `t`.
-    pub fn run_until(&mut self, t: Tick) {
-        assert!(t >= self.now, "run_until({t}) before now {}", self.now);
-        while self
-            .events
-            .first_key_value()
-            .is_some_and(|((et, _), _)| *et <= t)
-        {
-            self.step();
-        }
-        self.now = t;
-    }
-
-    /// Runs until nothing is left to do (with a progress watchdog).
-    pub fn run(&mut self) {
-        for _ in 0..1_000_000 {
-            if !self.step() {
-                return;
-            }
-        }
-        panic!("no quiescence after 1e6 events: the agent keeps itself busy");
-    }
-
-    /// Presents `req` at `at`; returns its token.
-    pub fn submit(&mut self, at: Tick, req: TranslationRequest) -> u64 {
-        let token = self.next_token;
-        self.next_token += 1;
-        self.arrivals.insert(token, at);
-        self.schedule(at, Ev::Request { token, req });
-        token
-    }
-
-    /// The completion of `token`, if it happened.
-    pub fn done(&self, token: u64) -> Option<&Done> {
-        self.dones.iter().find(|d| d.token == token)
-    }
-
-    /// Presents `req` at `at` and runs to quiescence; its completion.
-    pub fn translate(&mut self, at: Tick, req: TranslationRequest) -> Done {
-        let t = self.submit(at, req);
-        self.run();
-        self.done(t).cloned().expect("every request completes")
-    }
-
-    /// Host software writes a register at `t`; the agent's answer.
-    pub fn try_reg_write(
-        &mut self,
-        t: Tick,
-        off: u64,
-        value: u64,
-    ) -> Result<(), model_core::AgentError> {
-        self.run_until(t);
-        let r = self.iommu.register_write(t, off as u32, value);
-        self.drain();
-        r
-    }
-
-    /// Host software writes a register at `t`.
-    pub fn reg_write(&mut self, t: Tick, off: u64, value: u64) {
-        self.try_reg_write(t, off, value)
-            .unwrap_or_else(|e| panic!("register write {off:#x} = {value:#x}: {e}"));
-    }
-
-    /// Host software reads a register at `t`.
-    pub fn reg_read(&mut self, t: Tick, off: u64) -> u64 {
-        self.run_until(t);
-        let v = self
-            .iommu
-            .register_read(t, off as u32)
-            .unwrap_or_else(|e| panic!("register read {off:#x}: {e}"));
-        self.drain();
-        v
-    }
-
-    /// The agent's cache-less answer from the CPU's coherent view of memory.
-    pub fn reference(&self, req: &TranslationRequest) -> Result<Translation, u32> {
-        let mem = &self.mem;
-        self.iommu
-            .reference_translate(req, &mut |pa, buf| mem.read_coherent(pa, buf))
-    }
-
-    /// The agent's cache-less answer from DRAM alone.
-    pub fn reference_dram(&self, req: &TranslationRequest) -> Result<Translation, u32> {
-        let mem = &self.mem;
-        self.iommu
-            .reference_translate(req, &mut |pa, buf| mem.read_dram(pa, buf))
     }
 
     /// The Event Log Base Address Register value boot writes.
@@ -574,7 +142,7 @@ impl Sys {
 
     /// Linux boot (module doc): device table, command buffer, event log, then Control.
     pub fn boot(&mut self, devtab: DevTableBase, coherent: bool) {
-        let t = self.now;
+        let t = self.now();
         self.coherent_boot = coherent;
         self.reg_write(t, offset::DEV_TABLE_BASE, devtab.0);
         let cmd = RingBase::new(PhysAddr(CMD_BASE), CMD_ENTRIES).expect("valid command buffer");
@@ -583,7 +151,8 @@ impl Sys {
         self.reg_write(t, offset::CMD_BUF_BASE, cmd.0);
         self.reg_write(t, offset::CMD_HEAD, 0);
         self.reg_write(t, offset::CMD_TAIL, 0);
-        self.reg_write(t, offset::EVT_LOG_BASE, self.evt_log_register().0);
+        let evt = self.evt_log_register().0;
+        self.reg_write(t, offset::EVT_LOG_BASE, evt);
         self.reg_write(t, offset::EVT_HEAD, 0);
         let mut c = control::IOMMU_EN | control::EVT_LOG_EN | control::CMD_BUF_EN;
         if coherent {
@@ -609,7 +178,8 @@ impl Sys {
             }
             self.cmd_tail = (self.cmd_tail + 16) % (u64::from(CMD_ENTRIES) * 16);
         }
-        self.reg_write(t, offset::CMD_TAIL, self.cmd_tail);
+        let tail = self.cmd_tail;
+        self.reg_write(t, offset::CMD_TAIL, tail);
     }
 
     /// The driver's view of the command tail goes back to 0 (after a command buffer reset).
@@ -637,11 +207,7 @@ impl Sys {
 
     /// The tick of the agent's latest write to [`SEM_ADDR`], if one was issued.
     pub fn sem_write_tick(&self) -> Option<Tick> {
-        self.agent_writes
-            .iter()
-            .rev()
-            .find(|w| w.pa == PhysAddr(SEM_ADDR))
-            .map(|w| w.at)
+        self.last_write_at(PhysAddr(SEM_ADDR))
     }
 
     /// The semaphore word as the CPU sees it.
@@ -660,22 +226,6 @@ impl Sys {
         (0..u64::from(self.evt_entries))
             .map_while(|n| self.event_slot(n))
             .collect()
-    }
-
-    /// Walk-read count so far.
-    pub fn walk_reads(&self) -> u64 {
-        self.iommu.stats().walk_memory_reads
-    }
-
-    /// Hits and misses of a named cache (dte, pdc_l2 .. pdc_l6).
-    pub fn cache(&self, name: &str) -> CacheCounts {
-        self.iommu
-            .stats()
-            .caches
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, c)| *c)
-            .unwrap_or_else(|| panic!("no cache named {name}"))
     }
 }
 
