@@ -38,6 +38,7 @@ pub mod pte;
 pub mod regs;
 pub mod tables;
 
+mod caches;
 pub mod iommu;
 pub mod walk;
 

@@ -30,9 +30,11 @@ pub mod qi;
 pub mod regs;
 
 pub mod caches;
+pub mod config;
 pub mod iommu;
 pub mod walk;
 
 pub use caches::{CacheConfig, Geometry};
-pub use iommu::{Vtd, VtdConfig, VtdConfigError, VtdTiming};
+pub use config::{VtdConfig, VtdConfigError, VtdTiming};
+pub use iommu::Vtd;
 pub use model_core::TranslationAgent;
