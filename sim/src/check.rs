@@ -16,12 +16,14 @@
 use cache::{CoreId, DmaTarget, Effect, EffectKind, Observer, WriteBackCause};
 use model_core::{Bdf, LineAddr, PhysAddr, SparseMemory, Tick};
 use reports::{hex_address, ChainStep, ClassCount, Corruption, Explanation};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Explanations kept per class unless the scenario says otherwise.
 pub const DEFAULT_EXPLANATIONS: usize = 4;
 /// Line size the checker tracks writers at.
 const LINE: u64 = cache::LINE_BYTES as u64;
+/// A 4 KiB frame: the granule table pages are watched at.
+const FRAME_SHIFT: u32 = 12;
 /// Lines per 4 KiB frame of the writer map.
 const LINES_PER_FRAME: usize = 64;
 
@@ -101,6 +103,11 @@ pub struct Checker {
     pub iommu_access: bool,
     /// The IOMMU's latest read of a table entry that was older than the reference.
     stale_table_read: Vec<ChainStep>,
+    /// 4 KiB frames holding translation structures that reference walks have read.
+    watched: BTreeSet<u64>,
+    /// Bumped whenever a write lands in a watched frame: reference translations computed
+    /// before are out of date.
+    table_epoch: u64,
 }
 
 impl Checker {
@@ -114,6 +121,8 @@ impl Checker {
             device: Bdf::default(),
             iommu_access: false,
             stale_table_read: Vec::new(),
+            watched: BTreeSet::new(),
+            table_epoch: 0,
         }
     }
 
@@ -129,8 +138,25 @@ impl Checker {
         &self.reference
     }
 
+    /// Watches the 4 KiB frame holding `pa` (a translation structure a reference walk read).
+    pub fn watch(&mut self, pa: PhysAddr) {
+        self.watched.insert(pa.raw() >> FRAME_SHIFT);
+    }
+
+    /// Changes whenever a write lands in a watched frame.
+    pub fn table_epoch(&self) -> u64 {
+        self.table_epoch
+    }
+
     fn apply(&mut self, at: Tick, pa: PhysAddr, data: &[u8], writer: Writer) {
         self.reference.write(pa, data);
+        if !self.watched.is_empty() && !data.is_empty() {
+            let first = pa.raw() >> FRAME_SHIFT;
+            let last = pa.raw().saturating_add(data.len() as u64 - 1) >> FRAME_SHIFT;
+            if self.watched.range(first..=last).next().is_some() {
+                self.table_epoch += 1;
+            }
+        }
         let w = LastWrite {
             tick: at,
             pa,

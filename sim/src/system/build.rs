@@ -75,6 +75,7 @@ impl System {
             reqs: Slab::default(),
             cpls: Slab::default(),
             iommu_mem: Slab::default(),
+            ref_memo: Default::default(),
         };
         system.boot(&boot)?;
         Ok(system)

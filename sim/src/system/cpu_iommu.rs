@@ -267,6 +267,8 @@ impl System {
             .agent()
             .register_write(now, offset, value)
             .map_err(|e| SimError::Iommu(e.to_string()))?;
+        // A register write may change what the tables mean (root pointer, enable bits).
+        self.ref_memo = Default::default();
         self.drain_iommu(q)
     }
 }

@@ -1,6 +1,8 @@
 //! Handlers for the host side: the IOMMU and memory.
 
-use super::{Event, IommuAccess, SimError, System, DMA_WRITE, DMA_WRITE_TRANSFER, TRANSLATION};
+use super::{
+    Event, IommuAccess, RefKey, SimError, System, DMA_WRITE, DMA_WRITE_TRANSFER, TRANSLATION,
+};
 use crate::check::MisdirectedDma;
 use crate::engine::EventQueue;
 use crate::slab::Key;
@@ -274,25 +276,67 @@ impl System {
         let Some(tr) = r.tr else {
             return Err(SimError::Invariant("a request reached memory untranslated"));
         };
-        let reference = self.mem.observer().reference();
-        let expected = self
-            .iommu
-            .agent_ref()
-            .reference_translate(&tr, &mut |pa, buf| reference.read(pa, buf));
-        if expected.is_ok_and(|t| t.pa == r.pa) {
-            return Ok(());
-        }
         let dma = MisdirectedDma {
             at: now,
             device: r.tlp.requester,
             iova: r.tlp.address,
             pa: r.pa,
-            expected: expected.map(|t| t.pa),
+            expected: Err(0),
             bytes: r.tlp.enabled_bytes(),
             write: r.tlp.kind == TlpKind::MemWrite,
         };
+        let expected = self.reference_translation(&tr);
+        if expected.is_ok_and(|t| t.pa == dma.pa) {
+            return Ok(());
+        }
+        let dma = MisdirectedDma {
+            expected: expected.map(|t| t.pa),
+            ..dma
+        };
         self.mem.observer_mut().misdirected(dma);
         Ok(())
+    }
+
+    /// Where the tables as software last wrote them send `tr`: a cache-less walk of the
+    /// checker's reference memory. The walk is the same for every request to a 4 KiB page
+    /// until a translation structure it read changes, so its outcome is kept per (request
+    /// kind, page) until a write lands in a frame it read or an IOMMU register is written.
+    fn reference_translation(&mut self, tr: &TranslationRequest) -> Result<Translation, u32> {
+        let epoch = self.mem.observer().table_epoch();
+        if epoch != self.ref_memo.epoch {
+            self.ref_memo.outcomes.clear();
+            self.ref_memo.epoch = epoch;
+        }
+        let offset = tr.iova.raw() & 0xfff;
+        let key = RefKey::of(tr);
+        if let Some(r) = self.ref_memo.outcomes.get(&key) {
+            return r.map(|t| Translation {
+                pa: PhysAddr(t.pa.raw() | offset),
+                ..t
+            });
+        }
+        let mut frames = Vec::new();
+        let reference = self.mem.observer().reference();
+        let page = TranslationRequest {
+            iova: Iova(tr.iova.raw() & !0xfff),
+            ..*tr
+        };
+        let r = self
+            .iommu
+            .agent_ref()
+            .reference_translate(&page, &mut |pa, buf| {
+                frames.push(pa);
+                reference.read(pa, buf);
+            });
+        let checker = self.mem.observer_mut();
+        for pa in frames {
+            checker.watch(pa);
+        }
+        self.ref_memo.outcomes.insert(key, r);
+        r.map(|t| Translation {
+            pa: PhysAddr(t.pa.raw() | offset),
+            ..t
+        })
     }
 
     /// An IOMMU register changed by itself: CPUs polling it look again.

@@ -256,6 +256,40 @@ struct InFlight {
     at_iommu: Tick,
 }
 
+/// What a reference walk depends on besides the tables: the request's kind and its 4 KiB
+/// page (every byte of a page translates alike).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct RefKey {
+    requester: u16,
+    pasid: Option<u32>,
+    write: bool,
+    execute: bool,
+    privileged: bool,
+    translated: bool,
+    page: u64,
+}
+
+impl RefKey {
+    fn of(tr: &TranslationRequest) -> RefKey {
+        RefKey {
+            requester: tr.requester.raw(),
+            pasid: tr.pasid,
+            write: tr.access == model_core::AccessKind::Write,
+            execute: tr.execute,
+            privileged: tr.privileged,
+            translated: tr.translated,
+            page: tr.iova.raw() >> 12,
+        }
+    }
+}
+
+/// Reference translations already computed, valid while the checker's table epoch holds.
+#[derive(Debug, Clone, Default)]
+struct RefMemo {
+    epoch: u64,
+    outcomes: BTreeMap<RefKey, Result<model_core::Translation, u32>>,
+}
+
 /// An access the IOMMU itself makes to memory.
 #[derive(Debug, Clone)]
 enum IommuAccess {
@@ -373,6 +407,8 @@ pub struct System {
     cpls: Slab<Tlp>,
     /// The IOMMU's own memory accesses in flight.
     iommu_mem: Slab<IommuAccess>,
+    /// Reference translations for the misdirected-DMA check.
+    ref_memo: RefMemo,
 }
 
 /// A CPU running its operation list.
