@@ -298,8 +298,8 @@ pub struct IommuStats {
     /// Faults the fault recording registers logged, dropped on overflow (FSTS.PFO), or
     /// suppressed by Fault Processing Disable (faults).
     pub fault_log: FaultLogStats,
-    /// Invalidation requests the IOMMU completed: queued descriptors and register commands
-    /// (requests).
+    /// Invalidation requests the IOMMU accepted: queued descriptors and commands fetched,
+    /// register commands written (requests).
     pub invalidations: u64,
 }
 

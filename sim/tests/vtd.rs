@@ -293,3 +293,31 @@ fn the_effective_snoop_decision_through_vtd_row_by_row() {
         assert_eq!(r.corruption.stale_cpu_read.events, stale, "{}", r.name);
     }
 }
+
+/// Two CPUs invalidating at once take turns on the driver's queue lock (as Linux's
+/// qi_submit_sync does), so neither's descriptors are fetched before they are written and
+/// both waits complete.
+#[test]
+fn concurrent_invalidations_from_two_cpus_both_complete() {
+    for vendor in ["vtd", "amdvi"] {
+        let text = format!(
+            r#"{{"name": "t", "seed": 1,
+              "platform": {{"cpu": {{"cores": 2}}, "iommu": {{"{vendor}": {{
+                "domains": [{{"name": "d", "id": 1, "mappings": [
+                  {{"iova": "0x1_0000", "pa": "0x20_0000", "bytes": 4096}}]}}],
+                "attach": [{{"device": "nic", "domain": "d"}}]}}}}}},
+              "devices": [{{"name": "nic", "bdf": "01:00.0"}}],
+              "workload": {{"program": {{"cpus": {{
+                "a": [{{"iommu_invalidate": {{"what": "iotlb", "domain": "d"}}}}],
+                "b": [{{"iommu_invalidate": {{"what": "iotlb", "domain": "d"}}}}]}}}}}}}}"#
+        );
+        let v = &run_text(&text)[0];
+        assert_eq!(
+            v.sim.stop_reason,
+            reports::StopReason::Completed,
+            "{vendor}"
+        );
+        // Each CPU's invalidation and its wait.
+        assert_eq!(v.iommu.invalidations, 4, "{vendor}");
+    }
+}

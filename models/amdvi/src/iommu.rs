@@ -235,7 +235,6 @@ impl Amdvi {
     }
 
     fn apply(&mut self, c: Command) {
-        self.n.commands += 1;
         // Only commands that change cached state end the epoch of walks in flight.
         if matches!(
             c,
@@ -532,6 +531,7 @@ impl Amdvi {
             });
         }
         self.pending.push(done, cmd);
+        self.n.commands += 1;
         let size = RingBase(self.cmd_base).bytes().unwrap_or(4096).max(ENTRY16);
         self.cmd_head = (self.cmd_head + ENTRY16) % size;
         self.cmd_kick(done);

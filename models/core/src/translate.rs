@@ -193,7 +193,8 @@ pub struct AgentStats {
     pub faults_overflowed: u64,
     /// See `faults_logged`.
     pub faults_suppressed: u64,
-    /// Invalidation requests completed (descriptors or register commands).
+    /// Invalidation requests the unit accepted (queued descriptors or commands fetched,
+    /// register commands written); each completes its configured time later.
     pub invalidations: u64,
 }
 

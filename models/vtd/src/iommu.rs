@@ -218,7 +218,6 @@ impl Vtd {
         ) {
             self.slots.invalidated();
         }
-        self.n.invalidations += 1;
         match d {
             InvDescriptor::ContextCache(s) => {
                 self.caches.invalidate_context(s);
@@ -556,6 +555,7 @@ impl Vtd {
             }
         }
         self.pending.push(done, d);
+        self.n.invalidations += 1;
         let size = Iqa(self.iqa).size_bytes();
         self.iqh = (self.iqh + self.descriptor_bytes()) % size;
         self.out.push_back(AgentOutput::RegisterChanged {
@@ -679,6 +679,7 @@ impl TranslationAgent for Vtd {
                     }
                     let scope = decode_ccmd(value).map_err(|e| self.refused(e.to_string()))?;
                     self.pending.push(done, InvDescriptor::ContextCache(scope));
+                    self.n.invalidations += 1;
                     self.ccmd_busy_until = Some(done);
                     self.ccmd_done = ((value >> CCMD_CIRG_SHIFT) & 0b11) << CCMD_CAIG_SHIFT;
                     self.out.push_back(AgentOutput::RegisterChanged {
@@ -707,6 +708,7 @@ impl TranslationAgent for Vtd {
                             drain_writes: false,
                         },
                     );
+                    self.n.invalidations += 1;
                     self.iotlb_busy_until = Some(done);
                     self.iotlb_done = ((value >> IOTLB_IIRG_SHIFT) & 0b11) << IOTLB_IAIG_SHIFT;
                     self.out.push_back(AgentOutput::RegisterChanged {

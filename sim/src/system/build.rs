@@ -76,6 +76,7 @@ impl System {
             cpls: Slab::default(),
             iommu_mem: Slab::default(),
             ref_memo: Default::default(),
+            invalidation_lock: None,
         };
         system.boot(&boot)?;
         Ok(system)

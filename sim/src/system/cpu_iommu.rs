@@ -9,8 +9,12 @@ use super::{Event, SimError, System};
 use crate::engine::EventQueue;
 use crate::scenario::CpuOp;
 use model_core::MemWrite;
-use model_core::{PhysAddr, Tick};
+use model_core::{PhysAddr, Span, Tick};
 use std::collections::VecDeque;
+
+/// How long a CPU spins on the invalidation queue lock before trying again (an assumption:
+/// a few hundred cycles of a contended spinlock).
+const LOCK_SPIN: Span = Span::from_ns(100);
 
 /// What a CPU waits for before its next operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +81,18 @@ impl System {
         op: &CpuOp,
         q: &mut EventQueue<Event>,
     ) -> Result<(), SimError> {
+        // Invalidations are serialised by the driver's queue lock (Linux qi_submit_sync and
+        // iommu_queue_command take a raw spinlock): another CPU's submission spins.
+        if matches!(op, CpuOp::IommuInvalidate(_)) {
+            match self.invalidation_lock {
+                Some(holder) if holder != cpu => {
+                    self.cpus[usize::from(cpu)].stats.stall += LOCK_SPIN;
+                    q.schedule(now + LOCK_SPIN, Event::CpuStep { cpu })?;
+                    return Ok(());
+                }
+                _ => self.invalidation_lock = Some(cpu),
+            }
+        }
         let name = self.cpus[usize::from(cpu)].name.clone();
         let index = self.cpus[usize::from(cpu)].next;
         let fail = |m: String| SimError::Iommu(format!("cpu \"{name}\", operation {index}: {m}"));
@@ -216,6 +232,9 @@ impl System {
             }
         };
         if let Some(t) = seen {
+            if self.invalidation_lock == Some(cpu) {
+                self.invalidation_lock = None;
+            }
             let c = &mut self.cpus[usize::from(cpu)];
             c.wait = None;
             c.stats.stall += t.saturating_since(c.wait_since);

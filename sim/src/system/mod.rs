@@ -409,6 +409,8 @@ pub struct System {
     iommu_mem: Slab<IommuAccess>,
     /// Reference translations for the misdirected-DMA check.
     ref_memo: RefMemo,
+    /// The CPU holding the driver's invalidation queue lock.
+    invalidation_lock: Option<u16>,
 }
 
 /// A CPU running its operation list.
