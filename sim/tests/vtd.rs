@@ -321,3 +321,37 @@ fn concurrent_invalidations_from_two_cpus_both_complete() {
         assert_eq!(v.iommu.invalidations, 4, "{vendor}");
     }
 }
+
+/// What the driver would refuse mid-run is refused when the scenario is loaded, at the
+/// operation's JSON path; a mapping too large to build is refused too.
+#[test]
+fn iommu_operations_the_driver_refuses_are_load_time_errors() {
+    let base = remap_after_boot("{}", "queued", r#"{"delay": {"ns": 1}}"#);
+    let cases: &[(&str, &str)] = &[
+        (
+            r#"{"iommu_map": {"domain": "d", "mapping": {"iova": "0x1_0800", "pa": "0x0", "bytes": 4096}}}"#,
+            "workload.program.cpus.cpu0[0].iommu_map.mapping",
+        ),
+        (
+            r#"{"iommu_map": {"domain": "d", "mapping": {"iova": "0x1_0000", "pa": "0x0", "bytes": 4096}}}"#,
+            "workload.program.cpus.cpu0[0].iommu_map.mapping",
+        ),
+        (
+            r#"{"iommu_unmap": {"domain": "d", "iova": "0x9_0000", "bytes": 4096}}"#,
+            "workload.program.cpus.cpu0[0].iommu_unmap",
+        ),
+        (
+            r#"{"iommu_invalidate": {"what": "pasid_iotlb", "domain": "d"}}"#,
+            "workload.program.cpus.cpu0[0].iommu_invalidate",
+        ),
+    ];
+    for (op, path) in cases {
+        let text = base.replacen(r#"{"delay": {"ns": 1}}"#, op, 1);
+        let msg = parse_err(&text);
+        assert!(msg.contains(path), "{path}: {msg}");
+    }
+    // 2^23 pages of 4 KiB: over the limit on pages a scenario maps.
+    let big = base.replacen(r#""bytes": 4096}]}],"#, r#""bytes": 34359738368}]}],"#, 1);
+    let msg = parse_err(&big);
+    assert!(msg.contains("pages mapped in all"), "{msg}");
+}

@@ -2,7 +2,7 @@
 //! the device table, v1 I/O page tables (FC on every leaf unless the scenario says
 //! otherwise), the command buffer with COMPLETION_WAIT, and the event log.
 
-use super::driver::{HostError, Invalidation};
+use super::driver::{charge_pages, HostError, Invalidation};
 use crate::scenario::amdvi::{AmdAttachSpec, AmdDomainKind, AmdviSpec, FcPolicy};
 use crate::scenario::iommu::{FlushPolicy, MappingSpec};
 use crate::scenario::{InvalidateWhat, IommuInvalidateOp, Step};
@@ -61,6 +61,8 @@ pub struct AmdviHost {
     evt_base: PhysAddr,
     status: PhysAddr,
     seq: u64,
+    /// Pages mapped so far (bounded by `driver::MAX_MAPPED_PAGES`).
+    mapped_pages: u64,
 }
 
 impl AmdviHost {
@@ -100,6 +102,7 @@ impl AmdviHost {
             evt_base,
             status,
             seq: 0,
+            mapped_pages: 0,
         };
         let mut out = Vec::new();
         for (i, d) in spec.domains.iter().enumerate() {
@@ -265,6 +268,7 @@ impl AmdviHost {
             fc,
             u: false,
         };
+        charge_pages(&mut self.mapped_pages, m.bytes.0 / page)?;
         for n in 0..m.bytes.0 / page {
             t.map(
                 &mut self.alloc,

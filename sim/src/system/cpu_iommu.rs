@@ -9,12 +9,8 @@ use super::{Event, SimError, System};
 use crate::engine::EventQueue;
 use crate::scenario::CpuOp;
 use model_core::MemWrite;
-use model_core::{PhysAddr, Span, Tick};
+use model_core::{PhysAddr, Tick};
 use std::collections::VecDeque;
-
-/// How long a CPU spins on the invalidation queue lock before trying again (an assumption:
-/// a few hundred cycles of a contended spinlock).
-const LOCK_SPIN: Span = Span::from_ns(100);
 
 /// What a CPU waits for before its next operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +24,8 @@ pub enum CpuWait {
         /// Bytes compared.
         width: u8,
     },
+    /// The driver's invalidation queue lock to be released.
+    Lock,
     /// Register `offset` to read with `busy` clear.
     Register {
         /// Register offset.
@@ -86,8 +84,11 @@ impl System {
         if matches!(op, CpuOp::IommuInvalidate(_)) {
             match self.invalidation_lock {
                 Some(holder) if holder != cpu => {
-                    self.cpus[usize::from(cpu)].stats.stall += LOCK_SPIN;
-                    q.schedule(now + LOCK_SPIN, Event::CpuStep { cpu })?;
+                    // Spin until the holder releases the lock (woken then, so a holder that
+                    // never finishes leaves a stalled run, not an endless spin).
+                    let c = &mut self.cpus[usize::from(cpu)];
+                    c.wait = Some(CpuWait::Lock);
+                    c.wait_since = now;
                     return Ok(());
                 }
                 _ => self.invalidation_lock = Some(cpu),
@@ -96,10 +97,9 @@ impl System {
         let name = self.cpus[usize::from(cpu)].name.clone();
         let index = self.cpus[usize::from(cpu)].next;
         let fail = |m: String| SimError::Iommu(format!("cpu \"{name}\", operation {index}: {m}"));
-        let host = self
-            .driver
-            .as_mut()
-            .ok_or_else(|| fail("an IOMMU operation needs platform.iommu.vtd".to_owned()))?;
+        let host = self.driver.as_mut().ok_or_else(|| {
+            fail("an IOMMU operation needs platform.iommu.vtd or .amdvi".to_owned())
+        })?;
         let mut work = HostWork {
             flush: host.flush(),
             ..HostWork::default()
@@ -211,6 +211,8 @@ impl System {
             return Ok(());
         };
         let seen = match wait {
+            // Woken by the release; the lock is taken when the operation starts again.
+            CpuWait::Lock => return Ok(()),
             CpuWait::Memory { pa, data, width } => {
                 let mut b = [0u8; 8];
                 let n = usize::from(width.min(8));
@@ -234,6 +236,14 @@ impl System {
         if let Some(t) = seen {
             if self.invalidation_lock == Some(cpu) {
                 self.invalidation_lock = None;
+                // Spinning CPUs see the release when the holder's wait ends.
+                for (i, c) in self.cpus.iter_mut().enumerate() {
+                    if c.wait == Some(CpuWait::Lock) {
+                        c.wait = None;
+                        c.stats.stall += t.saturating_since(c.wait_since);
+                        q.schedule(t, Event::CpuStep { cpu: i as u16 })?;
+                    }
+                }
             }
             let c = &mut self.cpus[usize::from(cpu)];
             c.wait = None;

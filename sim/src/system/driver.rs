@@ -10,6 +10,24 @@ use crate::scenario::{IommuInvalidateOp, Step};
 use model_core::{MemWrite, PhysAddr};
 use vtd::entry::PageSize;
 
+/// Most pages a scenario's drivers map (boot and run time together): each is a table write
+/// the CPU performs through the caches, so this bounds the memory and time a scenario can
+/// ask for (16 GiB in 4 KiB pages; larger pages go further).
+pub const MAX_MAPPED_PAGES: u64 = 1 << 22;
+
+/// Counts `n` more mapped pages against [`MAX_MAPPED_PAGES`].
+pub fn charge_pages(mapped: &mut u64, n: u64) -> Result<(), String> {
+    let total = mapped.saturating_add(n);
+    if total > MAX_MAPPED_PAGES {
+        return Err(format!(
+            "{total} pages mapped in all: at most {MAX_MAPPED_PAGES} (each is a table write the \
+             CPU performs); map with larger pages"
+        ));
+    }
+    *mapped = total;
+    Ok(())
+}
+
 /// A refusal, located in the scenario.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostError {

@@ -6,7 +6,7 @@
 //! MMIO) to the system. Every refusal names the scenario path it came from, so the same
 //! code checks a scenario at load time and builds it at run time.
 
-use super::driver::{HostError, Invalidation};
+use super::driver::{charge_pages, HostError, Invalidation};
 use crate::scenario::iommu::{
     AttachSpec, DomainKind, DomainSpec, FlushPolicy, InvalidationVia, MappingSpec, TableMode,
     VtdSpec,
@@ -89,6 +89,8 @@ pub struct VtdHost {
     seq: u32,
     iotlb_reg: u32,
     iva: u32,
+    /// Pages mapped so far (bounded by `driver::MAX_MAPPED_PAGES`).
+    mapped_pages: u64,
 }
 
 impl VtdHost {
@@ -141,6 +143,7 @@ impl VtdHost {
             seq: 0,
             iotlb_reg: (ecap.iotlb_offset() + 8) as u32,
             iva: ecap.iotlb_offset() as u32,
+            mapped_pages: 0,
         };
         let mut out = Vec::new();
         let mem_err = |e: TableError| at(vtd_path(&[k("table_memory")]), e.to_string());
@@ -267,6 +270,9 @@ impl VtdHost {
             DomainKind::PassThrough => {}
         }
         if d.kind == DomainKind::Nested {
+            // The table memory is identity-mapped into the parent, page by page.
+            charge_pages(&mut self.mapped_pages, spec.table_memory.bytes.0 / 4096)
+                .map_err(|m| at(path(&[k("parent")]), m))?;
             let parent = d.parent.as_deref().unwrap_or("");
             let p = self
                 .domains
@@ -505,6 +511,7 @@ impl VtdHost {
                 m.iova, m.pa, m.bytes.0
             ));
         }
+        charge_pages(&mut self.mapped_pages, m.bytes.0 / bytes)?;
         for n in 0..m.bytes.0 / bytes {
             let iova = m.iova.0 + n * bytes;
             let pa = PhysAddr(m.pa.0 + n * bytes);
