@@ -367,6 +367,15 @@ impl AmdviHost {
     /// to write (Linux `iommu_completion_wait`).
     pub fn invalidate(&mut self, op: &IommuInvalidateOp) -> Result<Invalidation, String> {
         let mut cmds = self.commands(op)?;
+        // One submission and its COMPLETION_WAIT must fit the ring with a slot to spare
+        // (head == tail means empty); the driver waits for each to complete.
+        if cmds.len() as u64 + 1 >= u64::from(self.cmd_entries) {
+            return Err(format!(
+                "{} commands and a COMPLETION_WAIT do not fit the {}-entry command buffer",
+                cmds.len(),
+                self.cmd_entries
+            ));
+        }
         self.seq = self.seq.wrapping_add(1);
         cmds.push(Command::CompletionWait {
             store: Some((self.status, self.seq)),

@@ -471,6 +471,8 @@ pub const TRANSLATION: &str = "translation";
 impl System {
     /// Schedules the first event of every device and CPU.
     pub fn start(&mut self, queue: &mut EventQueue<Event>) -> Result<(), SimError> {
+        // Whatever the IOMMU emitted while the driver programmed it at boot.
+        self.drain_iommu(queue)?;
         if self.boot_done > queue.now() {
             queue.schedule(self.boot_done, Event::Start)?;
             return Ok(());

@@ -736,6 +736,17 @@ impl VtdHost {
         let descs = self.descriptors(op)?;
         match (self.via, self.queue.as_mut()) {
             (InvalidationVia::Queued, Some(q)) => {
+                let size: usize = if q.wide { 32 } else { 16 };
+                // The driver waits for the queue to drain before each submission (the
+                // wait), so one submission may use every slot but one (head == tail means
+                // empty).
+                if ((descs.len() + 1) * size) as u64 >= IQ_BYTES {
+                    return Err(format!(
+                        "{} descriptors and a wait do not fit the {IQ_BYTES}-byte invalidation \
+                         queue",
+                        descs.len()
+                    ));
+                }
                 self.seq = self.seq.wrapping_add(1);
                 let data = self.seq;
                 let wait = InvDescriptor::Wait {
@@ -744,7 +755,6 @@ impl VtdHost {
                     fence: true,
                     page_drain: false,
                 };
-                let size = if q.wide { 32 } else { 16 };
                 let mut writes = Vec::new();
                 for d in descs.iter().chain(std::iter::once(&wait)) {
                     let [a, b] = d.encode();
