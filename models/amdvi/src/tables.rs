@@ -115,6 +115,7 @@ pub enum TableError {
     },
 }
 
+use model_core::mem::{aligned, fits};
 /// Hands out zeroed 4 KiB table pages from a region, in address order, never reusing one
 /// (model-core's allocator, shared with the other IOMMU's builder).
 pub use model_core::PageAllocator as TableAllocator;
@@ -135,22 +136,6 @@ impl From<model_core::PageAllocError> for TableError {
                 needed,
             },
         }
-    }
-}
-
-fn aligned(what: &'static str, addr: u64, align: u64) -> Result<(), TableError> {
-    if addr & (align - 1) == 0 {
-        Ok(())
-    } else {
-        Err(TableError::Misaligned { what, addr, align })
-    }
-}
-
-fn fits(what: &'static str, addr: u64, bits: u32) -> Result<(), TableError> {
-    if bits >= 64 || addr >> bits == 0 {
-        Ok(())
-    } else {
-        Err(TableError::AddressTooWide { what, addr, bits })
     }
 }
 
@@ -318,7 +303,7 @@ impl IoPageTable {
     }
 
     fn check_iova(&self, iova: u64) -> Result<(), TableError> {
-        fits("IOVA", iova, iova_bits(self.levels))
+        Ok(fits("IOVA", iova, iova_bits(self.levels))?)
     }
 
     /// The Next Level a new PDE at `level` gets: `skip`'s target at its level, else

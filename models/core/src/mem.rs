@@ -130,36 +130,42 @@ pub enum PageAllocError {
     },
 }
 
+/// `addr` is a multiple of `align` (a power of two), or the [`PageAllocError::Misaligned`]
+/// naming `what`.
+pub fn aligned(what: &'static str, addr: u64, align: u64) -> Result<(), PageAllocError> {
+    if addr & (align - 1) == 0 {
+        Ok(())
+    } else {
+        Err(PageAllocError::Misaligned { what, addr, align })
+    }
+}
+
+/// `addr` lies below 2^`bits`, or the [`PageAllocError::TooWide`] naming `what`.
+pub fn fits(what: &'static str, addr: u64, bits: u32) -> Result<(), PageAllocError> {
+    if bits >= 64 || addr >> bits == 0 {
+        Ok(())
+    } else {
+        Err(PageAllocError::TooWide { what, addr, bits })
+    }
+}
+
 impl PageAllocator {
     /// A region of `bytes` (a multiple of 4 KiB) at `base` (4 KiB aligned) whose last byte
     /// lies below 2^52, the widest physical address x86 defines (SDM Vol. 3 §4.1.4:
     /// MAXPHYADDR is at most 52).
     pub fn new(base: PhysAddr, bytes: u64) -> Result<PageAllocator, PageAllocError> {
         let max_bits = MAX_PHYS_BITS;
-        let aligned = |what, addr: u64| {
-            if addr.is_multiple_of(TABLE_PAGE_BYTES) {
-                Ok(())
-            } else {
-                Err(PageAllocError::Misaligned {
-                    what,
-                    addr,
-                    align: TABLE_PAGE_BYTES,
-                })
-            }
-        };
-        aligned("table region base", base.0)?;
-        aligned("table region size", bytes)?;
-        let last = base.0.checked_add(bytes.saturating_sub(1));
-        match last {
-            Some(l) if max_bits >= 64 || l >> max_bits == 0 => {}
-            _ => {
-                return Err(PageAllocError::TooWide {
-                    what: "table region end",
-                    addr: last.unwrap_or(base.0),
-                    bits: if last.is_some() { max_bits } else { 64 },
-                })
-            }
-        }
+        aligned("table region base", base.0, TABLE_PAGE_BYTES)?;
+        aligned("table region size", bytes, TABLE_PAGE_BYTES)?;
+        let last = base
+            .0
+            .checked_add(bytes.saturating_sub(1))
+            .ok_or(PageAllocError::TooWide {
+                what: "table region end",
+                addr: base.0,
+                bits: 64,
+            })?;
+        fits("table region end", last, max_bits)?;
         Ok(PageAllocator {
             base,
             pages: bytes / TABLE_PAGE_BYTES,

@@ -106,6 +106,7 @@ pub enum TableError {
     },
 }
 
+use model_core::mem::{aligned, fits};
 /// Hands out zeroed 4 KiB table pages from a region, in address order, never reusing one
 /// (model-core's allocator, shared with the other IOMMU's builder).
 pub use model_core::PageAllocator as TableAllocator;
@@ -126,22 +127,6 @@ impl From<model_core::PageAllocError> for TableError {
                 needed,
             },
         }
-    }
-}
-
-fn aligned(what: &'static str, addr: u64, align: u64) -> Result<(), TableError> {
-    if addr & (align - 1) == 0 {
-        Ok(())
-    } else {
-        Err(TableError::Misaligned { what, addr, align })
-    }
-}
-
-fn fits(what: &'static str, addr: u64, bits: u32) -> Result<(), TableError> {
-    if bits >= 64 || addr >> bits == 0 {
-        Ok(())
-    } else {
-        Err(TableError::AddressTooWide { what, addr, bits })
     }
 }
 
@@ -265,7 +250,7 @@ impl<F: Format> Radix<F> {
             });
         }
         aligned("IOVA", iova, size.bytes())?;
-        fits("IOVA", iova, self.iova_bits())
+        Ok(fits("IOVA", iova, self.iova_bits())?)
     }
 
     /// The table at `level` on `iova`'s path, if every table above it exists.
