@@ -12,7 +12,8 @@
 //! - **latency histograms** ([`LatencyHistogram`]): picosecond samples in, a nanosecond
 //!   [`LatencySummary`] (count, mean, p50, p90, p99, p99.9, max) out;
 //! - **rendering**: [`render_json`] (the canonical form) and [`render_text`] (a terminal
-//!   summary with a side-by-side comparison when a sweep has several variants). Both are pure
+//!   summary with a side-by-side comparison when a sweep has several variants) and
+//!   [`render_csv`] (the same comparison as RFC 4180 CSV, one row per variant). All are pure
 //!   functions of the report: same report, same bytes;
 //! - **atomic file writing** ([`write_atomic`], [`write_report_json`]): a reader never sees a
 //!   half-written report, and a failed write leaves the old file and no temporary behind.
@@ -30,17 +31,20 @@
 //! assert_eq!((s.count, s.mean, s.max), (2, 500.0, 750.0));
 //! ```
 
+mod csv;
 mod latency;
 pub mod model;
 mod table;
 mod text;
 mod write;
 
+pub use csv::render_csv;
 pub use latency::LatencyHistogram;
 pub use model::{
-    hex_address, ChainStep, ClassCount, Corruption, CpuStats, DevicePcieStats, Explanation,
-    FaultLogStats, FaultRecord, Faults, IommuStats, LatencySummary, LinkDirectionStats,
-    NamedCacheStats, PcieStats, Report, SimStats, StopReason, Throughput, VariantReport,
+    hex_address, ChainStep, ClassCount, Corruption, CpuStats, DevicePcieStats, DomainDecision,
+    Explanation, FaultLogStats, FaultRecord, Faults, HostReport, IommuStats, KvmDecision,
+    LatencySummary, LinkDirectionStats, NamedCacheStats, PcieStats, Report, SimStats, StopReason,
+    Throughput, VariantReport,
 };
 pub use text::{render_json, render_text};
 pub use write::{write_atomic, write_report_json, WriteError};

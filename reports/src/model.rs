@@ -50,6 +50,10 @@ pub struct VariantReport {
     pub iommu: IommuStats,
     /// CPU-side memory and cache-maintenance counters.
     pub cpu: CpuStats,
+    /// What the host software decided (present when the scenario uses the domain API or
+    /// a KVM guest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostReport>,
     /// Engine counters and the reason the run stopped.
     pub sim: SimStats,
 }
@@ -348,6 +352,54 @@ pub struct CpuStats {
     /// Uncached stores to device registers (MMIO writes, doorbells).
     #[serde(default)]
     pub mmio_writes: u64,
+    /// Guest `WBINVD`s KVM emulated by flushing every pCPU the vCPU ran on (instructions).
+    #[serde(default)]
+    pub wbinvd_emulated: u64,
+    /// Guest `WBINVD`s KVM turned into a no-op (instructions).
+    #[serde(default)]
+    pub wbinvd_ignored: u64,
+    /// IPIs sent to run `WBINVD` on other pCPUs (interrupts).
+    #[serde(default)]
+    pub ipis: u64,
+}
+
+/// The host software's decisions: how each domain treats No Snoop, and what KVM does with
+/// the guest's `WBINVD`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostReport {
+    /// Which definition of the domain API's cache-coherency controls: `none`,
+    /// `pre_v5_19` or `v5_19`.
+    pub semantics: String,
+    /// One entry per domain, in scenario order.
+    pub domains: Vec<DomainDecision>,
+    /// The KVM guest, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kvm: Option<KvmDecision>,
+}
+
+/// How one domain treats No Snoop, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainDecision {
+    /// The domain's name.
+    pub name: String,
+    /// `vfio` (passed through to the guest), `dma_api` (an in-kernel driver) or `raw`
+    /// (no domain API: the scenario's bits).
+    pub owner: String,
+    /// What `enforce_cache_coherency()` did: `succeeded`, `failed: <why>` or `not called`.
+    pub enforce: String,
+    /// What happens to a request with No Snoop set, and which bit does it.
+    pub no_snoop: String,
+}
+
+/// What KVM knows about the guest's DMA and does with its `WBINVD`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvmDecision {
+    /// KVM registered non-coherent DMA (`kvm_arch_register_noncoherent_dma`).
+    pub noncoherent_dma: bool,
+    /// `emulated` (flushed on every pCPU the vCPU ran on) or `no-op`.
+    pub wbinvd: String,
+    /// Why.
+    pub reason: String,
 }
 
 /// Engine counters.

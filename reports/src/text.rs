@@ -6,14 +6,14 @@
 
 use std::fmt::Write as _;
 
-use crate::model::{ClassCount, Report, StopReason, VariantReport};
+use crate::model::{ClassCount, Corruption, LatencySummary, Report, StopReason, VariantReport};
 use crate::table::{Align, Table};
 
 /// Fault records printed per variant; the rest are summarised as "... and N more".
 const FAULTS_SHOWN: usize = 5;
 
-/// TLP classes compared side by side when a report has several variants.
-const COMPARED_CLASSES: [&str; 2] = ["dma_write", "dma_read"];
+/// TLP classes compared side by side when a report has several variants (and in the CSV).
+pub(crate) const COMPARED_CLASSES: [&str; 2] = ["dma_write", "dma_read"];
 
 /// Placeholder for a value the report does not hold.
 const NONE: &str = "-";
@@ -73,6 +73,47 @@ fn render_variant(out: &mut String, v: &VariantReport) {
     render_faults(out, v);
     render_latency(out, v);
     render_counters(out, v);
+    render_host(out, v);
+}
+
+/// The host software's decisions: per domain, then KVM's.
+fn render_host(out: &mut String, v: &VariantReport) {
+    let Some(h) = &v.host else {
+        return;
+    };
+    let _ = writeln!(out, "host software ({} semantics):", h.semantics);
+    let mut table = Table::new(&[
+        ("domain", Align::Left),
+        ("owner", Align::Left),
+        ("enforce_cache_coherency()", Align::Left),
+        ("No Snoop", Align::Left),
+    ]);
+    for d in &h.domains {
+        table.row(vec![
+            d.name.clone(),
+            d.owner.clone(),
+            d.enforce.clone(),
+            d.no_snoop.clone(),
+        ]);
+    }
+    out.push_str(&table.render("  "));
+    if let Some(k) = &h.kvm {
+        let c = &v.cpu;
+        let _ = writeln!(
+            out,
+            "  kvm: non-coherent DMA {}; guest wbinvd {} ({}); emulated {}, ignored {}, IPIs {}",
+            if k.noncoherent_dma {
+                "registered"
+            } else {
+                "not registered"
+            },
+            k.wbinvd,
+            k.reason,
+            c.wbinvd_emulated,
+            c.wbinvd_ignored,
+            c.ipis
+        );
+    }
 }
 
 fn params_line(v: &VariantReport) -> String {
@@ -311,53 +352,125 @@ fn render_counters(out: &mut String, v: &VariantReport) {
     );
 }
 
+/// Short headers of the corruption classes in the comparison, in the order of
+/// [`Corruption::CLASS_NAMES`].
+const CLASS_SHORT_NAMES: [&str; 4] = ["stale cpu", "stale dev", "lost wr", "misdir"];
+
+/// The side-by-side comparison of a sweep's variants: three narrow tables (correctness,
+/// performance, CPU cost) rather than one too wide for a terminal, each row labelled by the
+/// variant's swept values; a variant that stopped early is marked `*` in every table.
 fn render_comparison(out: &mut String, variants: &[VariantReport]) {
-    let _ = writeln!(out, "== comparison (latency in ns) ==");
-    let mut columns = vec![
-        ("variant", Align::Left),
-        ("corruption", Align::Right),
-        ("faults", Align::Right),
-    ];
-    let names: Vec<[String; 2]> = COMPARED_CLASSES
-        .iter()
-        .map(|class| [format!("{class} p50"), format!("{class} p99")])
-        .collect();
-    for [p50, p99] in &names {
-        columns.push((p50, Align::Right));
-        columns.push((p99, Align::Right));
-    }
-    columns.push(("GB/s", Align::Right));
-    columns.push(("stall ns", Align::Right));
-    let mut table = Table::new(&columns);
-    let mut any_early = false;
     let keys: Vec<&str> = variants
         .iter()
         .flat_map(|v| v.params.keys().map(String::as_str))
         .collect();
-    for v in variants {
-        let early = v.sim.stop_reason.is_early();
-        any_early |= early;
-        let mut row = vec![
-            format!("{}{}", short_label(v, &keys), if early { " *" } else { "" }),
-            v.corruption.total_events.to_string(),
-            v.faults.count.to_string(),
-        ];
-        for class in COMPARED_CLASSES {
-            let summary = v.latency_ns.get(class).filter(|s| s.count > 0);
-            row.push(summary.map_or_else(|| NONE.to_owned(), |s| ns(s.p50)));
-            row.push(summary.map_or_else(|| NONE.to_owned(), |s| ns(s.p99)));
-        }
-        row.push(format!("{:.3}", v.throughput.gbps));
-        row.push(format!("{:.1}", v.cpu.stall_ns));
-        table.row(row);
-    }
-    out.push_str(&table.render("  "));
-    if any_early {
+    let rows: Vec<(String, &VariantReport)> = variants
+        .iter()
+        .map(|v| {
+            let early = if v.sim.stop_reason.is_early() {
+                " *"
+            } else {
+                ""
+            };
+            (format!("{}{early}", short_label(v, &keys)), v)
+        })
+        .collect();
+    let _ = writeln!(out, "== comparison ==");
+    compare_correctness(out, &rows);
+    compare_performance(out, &rows);
+    compare_cpu(out, &rows);
+    if variants.iter().any(|v| v.sim.stop_reason.is_early()) {
         let _ = writeln!(
             out,
             "  * stopped early: results cover only part of the workload"
         );
     }
+}
+
+/// Corruption events per class, corruption bytes and faults, one row per `(label, variant)`.
+fn compare_correctness(out: &mut String, rows: &[(String, &VariantReport)]) {
+    let _ = writeln!(
+        out,
+        "corruption events per class, corruption bytes (all classes), IOMMU faults:"
+    );
+    let mut columns = vec![("variant", Align::Left)];
+    columns.extend(CLASS_SHORT_NAMES.iter().map(|&name| (name, Align::Right)));
+    columns.extend([("bytes", Align::Right), ("faults", Align::Right)]);
+    let mut table = Table::new(&columns);
+    for (label, v) in rows {
+        let mut row = vec![label.clone()];
+        row.extend(v.corruption.classes().map(|(_, c)| c.events.to_string()));
+        row.push(corruption_bytes(&v.corruption).to_string());
+        row.push(v.faults.count.to_string());
+        table.row(row);
+    }
+    out.push_str(&table.render("  "));
+}
+
+/// Latency percentiles of the compared classes and throughput, one row per variant.
+fn compare_performance(out: &mut String, rows: &[(String, &VariantReport)]) {
+    let _ = writeln!(out, "latency (ns) and DMA throughput:");
+    let names: Vec<[String; 2]> = COMPARED_CLASSES
+        .iter()
+        .map(|class| [format!("{class} p50"), format!("{class} p99")])
+        .collect();
+    let mut columns = vec![("variant", Align::Left)];
+    for [p50, p99] in &names {
+        columns.extend([(p50.as_str(), Align::Right), (p99.as_str(), Align::Right)]);
+    }
+    columns.push(("GB/s", Align::Right));
+    let mut table = Table::new(&columns);
+    for (label, v) in rows {
+        let mut row = vec![label.clone()];
+        for class in COMPARED_CLASSES {
+            let summary = compared_latency(v, class);
+            row.push(summary.map_or_else(|| NONE.to_owned(), |s| ns(s.p50)));
+            row.push(summary.map_or_else(|| NONE.to_owned(), |s| ns(s.p99)));
+        }
+        row.push(format!("{:.3}", v.throughput.gbps));
+        table.row(row);
+    }
+    out.push_str(&table.render("  "));
+}
+
+/// Cache-maintenance instructions and CPU stall, one row per variant.
+fn compare_cpu(out: &mut String, rows: &[(String, &VariantReport)]) {
+    let _ = writeln!(out, "CPU cache maintenance (instructions) and stall:");
+    let mut table = Table::new(&[
+        ("variant", Align::Left),
+        ("clflush", Align::Right),
+        ("clflushopt", Align::Right),
+        ("clwb", Align::Right),
+        ("wbinvd", Align::Right),
+        ("stall ns", Align::Right),
+    ]);
+    for (label, v) in rows {
+        let c = &v.cpu;
+        table.row(vec![
+            label.clone(),
+            c.clflush.to_string(),
+            c.clflushopt.to_string(),
+            c.clwb.to_string(),
+            c.wbinvd.to_string(),
+            format!("{:.1}", c.stall_ns),
+        ]);
+    }
+    out.push_str(&table.render("  "));
+}
+
+/// A compared class's latency summary, or `None` when the variant has no sample of it.
+pub(crate) fn compared_latency<'v>(
+    v: &'v VariantReport,
+    class: &str,
+) -> Option<&'v LatencySummary> {
+    v.latency_ns.get(class).filter(|s| s.count > 0)
+}
+
+/// Bytes affected by corruption, summed over the classes (saturating).
+pub(crate) fn corruption_bytes(c: &Corruption) -> u64 {
+    c.classes()
+        .iter()
+        .fold(0u64, |sum, (_, class)| sum.saturating_add(class.bytes))
 }
 
 /// A variant's parameters with each key cut to its shortest dotted suffix that no other

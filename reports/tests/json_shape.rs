@@ -126,7 +126,10 @@ fn section_keys_are_exactly_the_documented_ones() {
             "clflushopt",
             "clwb",
             "wbinvd",
-            "stall_ns"
+            "stall_ns",
+            "wbinvd_emulated",
+            "wbinvd_ignored",
+            "ipis"
         ])
     );
     assert_eq!(

@@ -29,6 +29,7 @@ prevent.",
   snoopsim run scenarios/stream-write-gen3x8.json  run a scenario, print a summary
   snoopsim run scenarios/*.json --out results      run several, reports into results/
   snoopsim run s.json --format json --reproducible print the JSON report, wall_ms = 0
+  snoopsim run sweep.json --format csv             print the variants side by side as CSV
   snoopsim validate scenarios/*.json               check files without running them
   snoopsim tlp decode '40001001 0100000f 00001000 78563412'
                                                    the fields of a TLP (add --json for JSON)
@@ -49,12 +50,12 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run scenarios and write a JSON report for each into --out.
+    /// Run scenarios and write a JSON and a CSV report for each into --out.
     Run {
         /// Scenario files.
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
-        /// Directory for the JSON reports (created if missing).
+        /// Directory for the JSON and CSV reports (created if missing).
         #[arg(long, default_value = "out")]
         out: PathBuf,
         /// What to print on stdout.
@@ -195,6 +196,8 @@ enum Format {
     Text,
     /// The JSON report.
     Json,
+    /// The variants side by side as CSV (one header row, one row per variant).
+    Csv,
 }
 
 fn main() -> ExitCode {
@@ -302,14 +305,18 @@ fn run_one(l: &Loaded, out: &Path, format: Format, opts: RunOptions) -> Result<(
             );
         }
     }
-    let path = reports::write_report_json(out, &file_stem(&report.scenario), &report)
-        .map_err(|e| e.to_string())?;
+    let stem = file_stem(&report.scenario);
+    let json_path = reports::write_report_json(out, &stem, &report).map_err(|e| e.to_string())?;
+    let csv = reports::render_csv(&report);
+    let csv_path = out.join(format!("{stem}.csv"));
+    reports::write_atomic(&csv_path, csv.as_bytes()).map_err(|e| e.to_string())?;
     match format {
         Format::Text => {
             print!("{}", reports::render_text(&report));
-            println!("report: {}", path.display());
+            println!("report: {}, {}", json_path.display(), csv_path.display());
         }
         Format::Json => print!("{}", reports::render_json(&report)),
+        Format::Csv => print!("{csv}"),
     }
     Ok(())
 }

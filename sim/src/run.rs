@@ -121,6 +121,7 @@ fn report(
         pcie: pcie_stats(system, end),
         iommu: iommu_stats(system),
         cpu: cpu_stats(system),
+        host: system.software.report(),
         sim: SimStats {
             events: queue.processed(),
             tlps: system.tlps,
@@ -217,5 +218,8 @@ fn cpu_stats(system: &System) -> CpuStats {
             .fold(Span::ZERO, |a, b| a + b)
             .as_ns_f64(),
         mmio_writes: sum(|c| c.mmio_writes),
+        wbinvd_emulated: sum(|c| c.wbinvd_emulated),
+        wbinvd_ignored: sum(|c| c.wbinvd_ignored),
+        ipis: sum(|c| c.ipis),
     }
 }

@@ -1,12 +1,20 @@
 //! Turning a scenario's workload into DMA descriptors, lazily.
 //!
 //! A stream of a million transfers is never materialised: each device has a feed that
-//! produces its next descriptor when the engine tops up the device's queue. Write data is
-//! pseudo-random from the scenario seed (xoshiro256++), so it is real, distinct per buffer
-//! and identical from run to run.
+//! produces its next descriptor when the engine tops up the device's queue. A device in
+//! several entries of an `all` runs them one after another: its feed holds one source per
+//! entry (a stream, or program steps — templates are expanded into steps by
+//! [`crate::scenario::templates`]) and moves to the next when one is exhausted. Write data
+//! is pseudo-random from the scenario seed (xoshiro256++), so it is real, distinct per
+//! buffer and identical from run to run.
+//!
+//! The feed also counts the device's completed transfers, which CPU `wait` operations
+//! wait for.
 
-use crate::scenario::{DeviceOp, RequestAttrs, Scenario, StreamDirection, Workload};
+use crate::scenario::templates::{self, Segment};
+use crate::scenario::{DeviceOp, RequestAttrs, Scenario, StreamDirection};
 use bytes::Bytes;
+use model_core::Tick;
 use pcie::{Descriptor, DmaDirection};
 use rand_xoshiro::rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -33,38 +41,12 @@ enum Source {
         total: u64,
     },
     Program(Vec<Step>),
-    Idle,
 }
 
-/// One step of a device program.
-#[derive(Debug, Clone, PartialEq)]
-enum Step {
-    Dma(Transfer),
-    /// Wait for a doorbell write to this BAR offset.
-    Doorbell(u64),
-}
-
-/// The descriptors one device will run, produced on demand.
-#[derive(Debug, Clone)]
-pub struct DeviceFeed {
-    source: Source,
-    /// Index of the next step (program) or transfer (stream).
-    next: u64,
-    /// Descriptors handed out, which is also the next descriptor's id.
-    issued: u64,
-    /// Doorbell writes received and not yet waited for, by BAR offset.
-    doorbells: BTreeMap<u64, u64>,
-    rng: Xoshiro256PlusPlus,
-}
-
-/// SplitMix-style constant to give each device its own data stream from one seed.
-const DEVICE_SEED_STRIDE: u64 = 0x9e37_79b9_7f4a_7c15;
-
-impl DeviceFeed {
-    /// The feed of the device named `device` (index `index`) in `scenario`.
-    pub fn new(scenario: &Scenario, device: &str, index: usize) -> DeviceFeed {
-        let source = match &scenario.workload {
-            Workload::Stream(s) if s.device == device => {
+impl Source {
+    fn of(segment: Segment) -> Source {
+        match segment {
+            Segment::Stream(s) => {
                 let passes = if s.direction == StreamDirection::Mixed {
                     2
                 } else {
@@ -76,18 +58,92 @@ impl DeviceFeed {
                     stride: s.stride_bytes,
                     // The scenario bounds transfers to 64 MiB.
                     len: u32::try_from(s.transfer_bytes).unwrap_or(u32::MAX),
-                    attrs: s.attrs.clone(),
+                    attrs: s.attrs,
                     total: s.count * passes,
                 }
             }
-            Workload::Program(p) => match p.devices.get(device) {
-                Some(ops) => Source::Program(ops.iter().map(step).collect()),
-                None => Source::Idle,
-            },
-            Workload::Stream(_) => Source::Idle,
-        };
+            Segment::Program(ops) => Source::Program(ops.iter().map(step).collect()),
+        }
+    }
+
+    /// Steps (program) or transfers (stream) in all.
+    fn len(&self) -> u64 {
+        match self {
+            Source::Stream { total, .. } => *total,
+            Source::Program(steps) => steps.len() as u64,
+        }
+    }
+}
+
+/// One step of a device program.
+#[derive(Debug, Clone, PartialEq)]
+enum Step {
+    Dma(Transfer),
+    /// Wait for a doorbell write to this BAR offset.
+    Doorbell(u64),
+}
+
+/// Transfers a device has completed, as of any tick.
+#[derive(Debug, Clone, Default)]
+struct Completions {
+    /// Completed at or before the last tick they were looked at.
+    settled: u64,
+    /// Completing later (a write is performed a little after it is handled), by tick.
+    pending: BTreeMap<Tick, u64>,
+}
+
+impl Completions {
+    fn settle(&mut self, now: Tick) {
+        while let Some(entry) = self.pending.first_entry() {
+            if *entry.key() > now {
+                return;
+            }
+            self.settled += entry.remove();
+        }
+    }
+
+    /// The earliest tick by which `target` transfers are complete, if as many are known.
+    fn reached_at(&self, target: u64) -> Option<Tick> {
+        if self.settled >= target {
+            return Some(Tick::ZERO);
+        }
+        let mut n = self.settled;
+        self.pending.iter().find_map(|(&t, &k)| {
+            n += k;
+            (n >= target).then_some(t)
+        })
+    }
+}
+
+/// The descriptors one device will run, produced on demand.
+#[derive(Debug, Clone)]
+pub struct DeviceFeed {
+    /// What the device runs, one after the other.
+    sources: Vec<Source>,
+    /// Index of the source being run.
+    current: usize,
+    /// Index of the next step (program) or transfer (stream) of the current source.
+    next: u64,
+    /// Descriptors handed out, which is also the next descriptor's id.
+    issued: u64,
+    /// Doorbell writes received and not yet waited for, by BAR offset.
+    doorbells: BTreeMap<u64, u64>,
+    rng: Xoshiro256PlusPlus,
+    completions: Completions,
+}
+
+/// SplitMix-style constant to give each device its own data stream from one seed.
+const DEVICE_SEED_STRIDE: u64 = 0x9e37_79b9_7f4a_7c15;
+
+impl DeviceFeed {
+    /// The feed of the device named `device` (index `index`) in `scenario`.
+    pub fn new(scenario: &Scenario, device: &str, index: usize) -> DeviceFeed {
         DeviceFeed {
-            source,
+            sources: templates::device_plan(scenario, device)
+                .into_iter()
+                .map(Source::of)
+                .collect(),
+            current: 0,
             next: 0,
             issued: 0,
             doorbells: BTreeMap::new(),
@@ -96,11 +152,25 @@ impl DeviceFeed {
                     .seed
                     .wrapping_add(DEVICE_SEED_STRIDE.wrapping_mul(index as u64 + 1)),
             ),
+            completions: Completions::default(),
         }
     }
 
+    /// A transfer of this device completes at `at` (handled at `now`, `at >= now`).
+    pub fn transfer_done(&mut self, now: Tick, at: Tick) {
+        self.completions.settle(now);
+        *self.completions.pending.entry(at).or_default() += 1;
+    }
+
+    /// The earliest tick by which the device has completed `target` transfers since the
+    /// run started, if that many have been handled.
+    pub fn transfers_reached_at(&self, target: u64) -> Option<Tick> {
+        self.completions.reached_at(target)
+    }
+
+    /// Transfer `n` of the current source, if it is one.
     fn transfer_at(&self, n: u64) -> Option<Transfer> {
-        match &self.source {
+        match self.sources.get(self.current)? {
             Source::Stream {
                 direction,
                 base,
@@ -129,16 +199,16 @@ impl DeviceFeed {
                 Some(Step::Dma(t)) => Some(t.clone()),
                 _ => None,
             },
-            Source::Idle => None,
         }
     }
 
     /// Every step has been taken: nothing more will come, doorbell or not.
     pub fn is_exhausted(&self) -> bool {
-        match &self.source {
-            Source::Program(steps) => self.next as usize >= steps.len(),
-            _ => self.transfer_at(self.next).is_none(),
-        }
+        self.sources
+            .iter()
+            .enumerate()
+            .skip(self.current)
+            .all(|(i, s)| s.len() <= if i == self.current { self.next } else { 0 })
     }
 
     /// A CPU wrote to the register at `offset` of the device's BAR 0.
@@ -148,7 +218,7 @@ impl DeviceFeed {
 
     /// Takes the doorbell steps whose doorbell has rung.
     fn pass_doorbells(&mut self) {
-        while let Source::Program(steps) = &self.source {
+        while let Some(Source::Program(steps)) = self.sources.get(self.current) {
             let Some(Step::Doorbell(offset)) = steps.get(self.next as usize) else {
                 return;
             };
@@ -164,8 +234,19 @@ impl DeviceFeed {
 
     /// The next descriptor; `None` when the work is all handed out or waits for a doorbell.
     pub fn next_descriptor(&mut self) -> Option<Descriptor> {
-        self.pass_doorbells();
-        let t = self.transfer_at(self.next)?;
+        let t = loop {
+            self.pass_doorbells();
+            if let Some(t) = self.transfer_at(self.next) {
+                break t;
+            }
+            // The current source is done (the next one starts), or waits for a doorbell.
+            let source = self.sources.get(self.current)?;
+            if self.next < source.len() {
+                return None;
+            }
+            self.current += 1;
+            self.next = 0;
+        };
         let id = self.issued;
         self.issued += 1;
         self.next += 1;

@@ -99,13 +99,14 @@ fn run_writes_json_atomically_and_format_json_prints_the_same_report() {
     assert_eq!(code, 0, "{stderr}");
     let file = std::fs::read_to_string(dir.path().join("stream-write-gen3x8.json")).unwrap();
     assert_eq!(stdout, file);
-    let names: Vec<_> = std::fs::read_dir(dir.path())
+    let mut names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
+    names.sort();
     assert_eq!(
         names,
-        ["stream-write-gen3x8.json"],
+        ["stream-write-gen3x8.csv", "stream-write-gen3x8.json"],
         "no temporary files left"
     );
 }

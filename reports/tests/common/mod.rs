@@ -155,7 +155,11 @@ pub fn variant(name: &str, stop_reason: StopReason) -> VariantReport {
             mmio_writes: 2,
             wbinvd: 0,
             stall_ns: 1234.5,
+            wbinvd_emulated: 0,
+            wbinvd_ignored: 0,
+            ipis: 0,
         },
+        host: None,
         sim: SimStats {
             events: 123_456,
             tlps: 2000,

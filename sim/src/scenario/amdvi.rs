@@ -63,6 +63,11 @@ pub enum FcPolicy {
     EveryMapping,
     /// The mapping's `fc` field.
     PerMapping,
+    /// Only the leaves of domains where `enforce_cache_coherency()` succeeded (what the
+    /// comment in Linux's AMD v1 domain allocator calls for: "Someday FORCE_COHERENCE should
+    /// be set by amd_iommu_enforce_cache_coherency() like VT-d does"); needs
+    /// `software.semantics` `v5_19`.
+    EnforcedDomains,
 }
 
 /// Latencies in the unit's clock (defaults: `amdvi::AmdviTiming::default`, assumptions).

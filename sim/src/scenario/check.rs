@@ -1,11 +1,16 @@
 //! Checks that relate several parts of a scenario: names that must exist or be unique,
 //! credits the spec requires, and a work budget a run can finish in.
 
-use super::{CpuOp, DeviceOp, IommuSpec, Scenario, Step, StreamDirection, Workload};
+use super::software::Semantics;
+use super::templates::{self, ExchangeDirection};
+use super::{
+    CpuOp, DeviceOp, IommuSpec, Scenario, Step, StreamDirection, Workload, MAX_WORKLOAD_BYTES,
+};
 use crate::system::amdvi_host::AmdviHost;
+use crate::system::domain_api::DomainApi;
 use crate::system::driver::Driver;
 use crate::system::vtd_host::VtdHost;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 fn key(k: &str) -> Step {
     Step::Key(k.to_owned())
@@ -48,71 +53,141 @@ pub(super) fn check(s: &Scenario) -> Result<(), (Vec<Step>, String)> {
             ));
         }
     }
-    let unknown = |path: Vec<Step>, name: &str| {
-        let known: Vec<_> = names.keys().map(|n| format!("\"{n}\"")).collect();
-        (
-            path,
+    check_workload(s, &names)?;
+    check_iommu(s)?;
+    check_credits(s)?;
+    check_budget(s)
+}
+
+/// "No device is named ..." at `path`.
+fn unknown_device(
+    names: &BTreeMap<&str, usize>,
+    path: Vec<Step>,
+    name: &str,
+) -> (Vec<Step>, String) {
+    let known: Vec<_> = names.keys().map(|n| format!("\"{n}\"")).collect();
+    (
+        path,
+        format!(
+            "no device is named \"{name}\": expected one of {}",
+            known.join(", ")
+        ),
+    )
+}
+
+/// The workload's devices exist, its CPU programs (those of programs and templates
+/// together) fit the cores, every `all` lists something, and the templates are consistent.
+fn check_workload(s: &Scenario, names: &BTreeMap<&str, usize>) -> Result<(), (Vec<Step>, String)> {
+    check_lists(&s.workload, vec![key("workload")])?;
+    let mut cpus = BTreeSet::new();
+    for (at, w) in templates::leaves(&s.workload) {
+        check_leaf(s, w, &at, names, &mut cpus)?;
+    }
+    Ok(())
+}
+
+/// Every `all` lists at least one workload, and the whole workload moves at most 4 GiB.
+fn check_lists(w: &Workload, at: Vec<Step>) -> Result<(), (Vec<Step>, String)> {
+    let Workload::All(list) = w else {
+        return Ok(());
+    };
+    let here = [at, vec![key("all")]].concat();
+    if list.is_empty() {
+        return Err((
+            here,
+            "an empty list: expected at least one workload to run".to_owned(),
+        ));
+    }
+    let total = templates::workload_bytes(w);
+    if total > u128::from(MAX_WORKLOAD_BYTES) {
+        return Err((
+            here,
             format!(
-                "no device is named \"{name}\": expected one of {}",
-                known.join(", ")
+                "these workloads move {total} bytes together, more than the {MAX_WORKLOAD_BYTES} \
+                 bytes (4 GiB) a run can simulate"
             ),
+        ));
+    }
+    for (i, w) in list.iter().enumerate() {
+        check_lists(w, [here.clone(), vec![Step::Index(i)]].concat())?;
+    }
+    Ok(())
+}
+
+/// One stream, program or template of the workload, at JSON path `at`; `cpus` collects the
+/// CPU programs so far.
+fn check_leaf<'s>(
+    s: &'s Scenario,
+    w: &'s Workload,
+    at: &[Step],
+    names: &BTreeMap<&str, usize>,
+    cpus: &mut BTreeSet<&'s str>,
+) -> Result<(), (Vec<Step>, String)> {
+    let path = |k: &[&str]| [at.to_vec(), k.iter().map(|k| key(k)).collect()].concat();
+    let cores = s.platform.cpu.cores.0;
+    let too_many = |n: usize| {
+        format!(
+            "{n} CPU programs but platform.cpu.cores is {cores}: expected at most one program \
+             per core"
         )
     };
-    match &s.workload {
+    match w {
         Workload::Stream(st) => {
             if !names.contains_key(st.device.as_str()) {
-                return Err(unknown(
-                    vec![key("workload"), key("stream"), key("device")],
+                return Err(unknown_device(
+                    names,
+                    path(&["stream", "device"]),
                     &st.device,
                 ));
             }
         }
         Workload::Program(p) => {
-            if p.cpus.len() as u64 > s.platform.cpu.cores.0 {
-                return Err((
-                    vec![key("workload"), key("program"), key("cpus")],
-                    format!(
-                        "{} CPU programs but platform.cpu.cores is {}: expected at most one \
-                         program per core",
-                        p.cpus.len(),
-                        s.platform.cpu.cores.0
-                    ),
-                ));
+            cpus.extend(p.cpus.keys().map(String::as_str));
+            if cpus.len() as u64 > cores {
+                return Err((path(&["program", "cpus"]), too_many(cpus.len())));
             }
             for (cpu, ops) in &p.cpus {
                 for (i, op) in ops.iter().enumerate() {
-                    let CpuOp::MmioWrite(w) = op else { continue };
-                    if !names.contains_key(w.device.as_str()) {
-                        let path = vec![
-                            key("workload"),
-                            key("program"),
-                            key("cpus"),
-                            key(cpu),
-                            Step::Index(i),
-                            key("mmio_write"),
-                            key("device"),
-                        ];
-                        return Err(unknown(path, &w.device));
+                    let (op_name, device) = match op {
+                        CpuOp::MmioWrite(w) => ("mmio_write", &w.device),
+                        CpuOp::Wait(w) => ("wait", &w.device),
+                        _ => continue,
+                    };
+                    if !names.contains_key(device.as_str()) {
+                        let mut p = path(&["program", "cpus", cpu]);
+                        p.extend([Step::Index(i), key(op_name), key("device")]);
+                        return Err(unknown_device(names, p, device));
                     }
                 }
             }
             for dev in p.devices.keys() {
                 if !names.contains_key(dev.as_str()) {
-                    let mut e = unknown(
-                        vec![key("workload"), key("program"), key("devices"), key(dev)],
-                        dev,
-                    );
+                    let mut e = unknown_device(names, path(&["program", "devices", dev]), dev);
                     e.1 =
                         e.1.replacen("no device", "the program names a device, but no device", 1);
                     return Err(e);
                 }
             }
         }
+        Workload::BufferExchange(b) => {
+            if !names.contains_key(b.device.as_str()) {
+                let p = path(&["buffer_exchange", "device"]);
+                return Err(unknown_device(names, p, &b.device));
+            }
+            cpus.insert(b.cpu.as_str());
+            if cpus.len() as u64 > cores {
+                return Err((path(&["buffer_exchange", "cpu"]), too_many(cpus.len())));
+            }
+            templates::check_exchange(b, &path(&["buffer_exchange"]))?;
+        }
+        // `leaves` lists what an `all` holds, never the list itself.
+        Workload::All(_) => {}
     }
-    check_iommu(s)?;
-    check_credits(s)?;
-    check_budget(s)
+    Ok(())
 }
+
+/// A CPU operation of a program: the program's JSON path, the operation's index.
+type OpAt<'s> = (&'s [Step], usize, &'s CpuOp);
 
 /// The IOMMU's tables build (the same code boots them), and the CPU programs' IOMMU
 /// operations are accepted by the driver: they are replayed on a copy of the booted driver,
@@ -120,7 +195,8 @@ pub(super) fn check(s: &Scenario) -> Result<(), (Vec<Step>, String)> {
 /// IOVA can still meet in another order at run time; that is refused then.)
 fn check_iommu(s: &Scenario) -> Result<(), (Vec<Step>, String)> {
     let devices = || s.devices.iter().map(|d| (d.name.clone(), d.bdf)).collect();
-    let (mut host, vendor) = match &s.platform.iommu {
+    let api = DomainApi::new(s).map_err(|e| (e.steps, e.message))?;
+    let (mut host, vendor) = match &api.apply(&s.platform.iommu) {
         IommuSpec::Vtd(spec) => {
             let (host, _) = VtdHost::boot(spec, &devices()).map_err(|e| (e.steps, e.message))?;
             (Some(Driver::Vtd(host)), "vtd")
@@ -131,11 +207,25 @@ fn check_iommu(s: &Scenario) -> Result<(), (Vec<Step>, String)> {
         }
         IommuSpec::None { .. } => (None, "none"),
     };
-    let Workload::Program(p) = &s.workload else {
-        return Ok(());
-    };
-    for (cpu, ops) in &p.cpus {
-        for (i, op) in ops.iter().enumerate() {
+    // Each CPU's IOMMU operations in the order they run (the programs of an `all` one
+    // after another), with the path of their program.
+    let mut by_cpu: BTreeMap<&str, Vec<OpAt>> = BTreeMap::new();
+    let leaves = templates::leaves(&s.workload);
+    for (at, w) in &leaves {
+        let Workload::Program(p) = w else { continue };
+        for (cpu, ops) in &p.cpus {
+            let iommu_ops = ops.iter().enumerate().filter(|(_, op)| {
+                matches!(
+                    op,
+                    CpuOp::IommuMap(_) | CpuOp::IommuUnmap(_) | CpuOp::IommuInvalidate(_)
+                )
+            });
+            let list = by_cpu.entry(cpu).or_default();
+            list.extend(iommu_ops.map(|(i, op)| (at.as_slice(), i, op)));
+        }
+    }
+    for (cpu, ops) in &by_cpu {
+        for &(at, i, op) in ops {
             let (name, domain) = match op {
                 CpuOp::IommuMap(m) => ("iommu_map", Some(&m.domain)),
                 CpuOp::IommuUnmap(u) => ("iommu_unmap", Some(&u.domain)),
@@ -143,14 +233,14 @@ fn check_iommu(s: &Scenario) -> Result<(), (Vec<Step>, String)> {
                 _ => continue,
             };
             let path = |field: Option<&str>| {
-                let mut v = vec![
-                    key("workload"),
+                let mut v = at.to_vec();
+                v.extend([
                     key("program"),
                     key("cpus"),
                     key(cpu),
                     Step::Index(i),
                     key(name),
-                ];
+                ]);
                 v.extend(field.map(key));
                 v
             };
@@ -170,8 +260,18 @@ fn check_iommu(s: &Scenario) -> Result<(), (Vec<Step>, String)> {
             }
             let mut writes = Vec::new();
             let refused = match op {
+                CpuOp::IommuMap(m) if m.mapping.snp && s.software.semantics != Semantics::None => {
+                    let mut p = path(Some("mapping"));
+                    p.push(key("snp"));
+                    Some((
+                        p,
+                        "with software.semantics set, the domain API decides SNP: leave snp \
+                         false and say IOMMU_CACHE with cache"
+                            .to_owned(),
+                    ))
+                }
                 CpuOp::IommuMap(m) => host
-                    .map(&m.domain, &m.mapping, &mut writes)
+                    .map(&m.domain, &api.mapping(&m.domain, &m.mapping), &mut writes)
                     .err()
                     .map(|e| (path(Some("mapping")), e)),
                 CpuOp::IommuUnmap(u) => host
@@ -226,7 +326,20 @@ fn tlps(len: u64, write: bool, mps: u64, mrrs: u64) -> u128 {
 pub(super) fn tlp_estimate(s: &Scenario) -> (u128, Vec<Step>) {
     let mps = u64::from(s.platform.pcie.mps_bytes.0);
     let mrrs = u64::from(s.platform.pcie.mrrs_bytes.0);
-    match &s.workload {
+    let path = match &s.workload {
+        Workload::Stream(_) => vec![key("workload"), key("stream"), key("count")],
+        Workload::Program(_) => vec![key("workload"), key("program")],
+        Workload::BufferExchange(_) => {
+            vec![key("workload"), key("buffer_exchange"), key("iterations")]
+        }
+        Workload::All(_) => vec![key("workload"), key("all")],
+    };
+    (workload_tlps(&s.workload, mps, mrrs), path)
+}
+
+/// TLPs one workload needs.
+fn workload_tlps(w: &Workload, mps: u64, mrrs: u64) -> u128 {
+    match w {
         Workload::Stream(st) => {
             let w = tlps(st.transfer_bytes, true, mps, mrrs);
             let r = tlps(st.transfer_bytes, false, mps, mrrs);
@@ -235,24 +348,29 @@ pub(super) fn tlp_estimate(s: &Scenario) -> (u128, Vec<Step>) {
                 StreamDirection::Read => r,
                 StreamDirection::Mixed => w + r,
             };
-            (
-                per * u128::from(st.count),
-                vec![key("workload"), key("stream"), key("count")],
-            )
+            per * u128::from(st.count)
         }
-        Workload::Program(p) => {
-            let n = p
-                .devices
-                .values()
-                .flatten()
-                .map(|op| match op {
-                    DeviceOp::DmaWrite(d) => tlps(d.bytes.0, true, mps, mrrs),
-                    DeviceOp::DmaRead(d) => tlps(d.bytes.0, false, mps, mrrs),
-                    DeviceOp::WaitDoorbell(_) => 0,
-                })
-                .sum();
-            (n, vec![key("workload"), key("program")])
+        Workload::Program(p) => p
+            .devices
+            .values()
+            .flatten()
+            .map(|op| match op {
+                DeviceOp::DmaWrite(d) => tlps(d.bytes.0, true, mps, mrrs),
+                DeviceOp::DmaRead(d) => tlps(d.bytes.0, false, mps, mrrs),
+                DeviceOp::WaitDoorbell(_) => 0,
+            })
+            .sum(),
+        Workload::BufferExchange(b) => {
+            let w = tlps(b.bytes.0, true, mps, mrrs);
+            let r = tlps(b.bytes.0, false, mps, mrrs);
+            let per = match b.direction {
+                ExchangeDirection::DeviceToCpu => w,
+                ExchangeDirection::CpuToDevice => r,
+                ExchangeDirection::Both => w + r,
+            };
+            per * u128::from(b.iterations.0)
         }
+        Workload::All(list) => list.iter().map(|w| workload_tlps(w, mps, mrrs)).sum(),
     }
 }
 

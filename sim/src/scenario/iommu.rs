@@ -36,8 +36,9 @@ pub struct VtdSpec {
     /// Where the host software allocates translation tables and the invalidation queue.
     #[serde(default)]
     pub table_memory: TableMemorySpec,
-    /// Whether the host software CLFLUSHes each table write: `auto` (only when ECAP.C is
-    /// clear, as Linux does), `always`, or `never` (the bug that leaves a non-coherent
+    /// Whether the host software CLFLUSHes each table write: `auto` (when the walks do not
+    /// snoop: ECAP.C clear in legacy mode, ECAP.SMPWC clear in scalable mode, as Linux's
+    /// `iommu_paging_structure_coherency` decides), `always`, or `never` (the bug that leaves a non-coherent
     /// walker reading stale entries from DRAM).
     #[serde(default)]
     pub flush_table_writes: FlushPolicy,
@@ -279,9 +280,15 @@ pub struct MappingSpec {
     /// Writes allowed.
     #[serde(default = "yes")]
     pub write: bool,
-    /// Second level: the leaf's SNP bit (IOMMU_CACHE with enforce_cache_coherency).
+    /// Second level: the leaf's SNP bit, written as given when `software.semantics` is
+    /// `none`; otherwise the domain API decides it.
     #[serde(default)]
     pub snp: bool,
+    /// The map call's IOMMU_CACHE: the device's normal DMA is coherent with the CPU caches
+    /// (the DMA API sets it for coherent devices, VFIO for every map). Used when
+    /// `software.semantics` is not `none`.
+    #[serde(default = "yes")]
+    pub cache: bool,
     /// First level: user pages (U/S = 1).
     #[serde(default = "yes")]
     pub user: bool,

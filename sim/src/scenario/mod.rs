@@ -7,7 +7,9 @@ pub mod amdvi;
 mod check;
 pub mod iommu;
 mod locate;
+pub mod software;
 pub mod spec;
+pub mod templates;
 pub mod values;
 pub mod workload;
 

@@ -6,6 +6,7 @@
 //! still carries its full JSON path. New sections and kinds can be added without breaking
 //! existing files.
 
+use super::software::Software;
 use super::values::{Bounded, GenNumber, HexAddr, Lanes, Nanos, PayloadSize, RcbBytes};
 use super::workload::Workload;
 use model_core::{Bdf, Cycles};
@@ -29,7 +30,7 @@ pub struct Scenario {
     /// The hardware.
     #[serde(default)]
     pub platform: Platform,
-    /// The host software's choices (IOMMU domain API, VFIO, KVM); filled by later issues.
+    /// The host software's choices (IOMMU domain API, VFIO, KVM).
     #[serde(default)]
     pub software: Software,
     /// The PCIe endpoints.
@@ -378,12 +379,6 @@ impl Default for DramSpec {
         }
     }
 }
-
-/// The host software layer. Empty for now: the host-software issue adds IOMMU domains,
-/// VFIO and KVM here.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct Software {}
 
 /// A PCIe endpoint with a DMA engine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

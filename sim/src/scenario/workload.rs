@@ -9,14 +9,20 @@ use std::collections::BTreeMap;
 /// 32 Mi TLPs, a few minutes of simulation; anything larger could never finish usefully.
 pub const MAX_WORKLOAD_BYTES: u64 = 4 << 30;
 
-/// What the devices (and later the CPUs) do.
+/// What the devices and the CPUs do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Workload {
     /// Back-to-back DMA transfers from one device.
     Stream(StreamSpec),
-    /// Explicit per-device operation lists.
+    /// Explicit per-device and per-CPU operation lists.
     Program(ProgramSpec),
+    /// A driver and its device passing a buffer back and forth, expanded into program steps
+    /// ([`super::templates`]).
+    BufferExchange(super::templates::BufferExchangeSpec),
+    /// Several workloads at once. Entries using the same device or CPU run one after
+    /// another, in list order; the others run concurrently ([`super::templates`]).
+    All(Vec<Workload>),
 }
 
 /// Which way a stream moves data.
@@ -224,6 +230,12 @@ pub enum CpuOp {
     MmioWrite(MmioWriteOp),
     /// Nothing for a while.
     Delay(DelayOp),
+    /// The core sleeps until a device has completed at least `transfers` DMA transfers
+    /// since the run started (the driver polling a completion ring or taking an interrupt).
+    /// A write transfer completes when its last write is performed in memory, a read when
+    /// its last completion reaches the device; a transfer that failed (blocked by the IOMMU,
+    /// timed out) never completes, so a CPU waiting for it leaves the run `stalled`.
+    Wait(WaitOp),
     /// The IOMMU driver maps a range into a domain: table writes through the caches, each
     /// flushed when the platform's `flush_table_writes` says so. No invalidation is implied
     /// (with CAP.CM = 1 software must follow with `iommu_invalidate`).
@@ -348,6 +360,17 @@ fn default_mmio_bytes() -> Bounded<1, 8> {
 pub struct DelayOp {
     /// How long, in ns.
     pub ns: Nanos,
+}
+
+/// `wait`: sleep until a device has completed this many transfers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitOp {
+    /// The device's name.
+    pub device: String,
+    /// Transfers (descriptors) completed by the device since the run started, cumulative
+    /// over the whole workload.
+    pub transfers: Bounded<1, { u64::MAX }>,
 }
 
 /// A DMA transfer's parameters.

@@ -225,7 +225,8 @@ impl AmdviHost {
     ) -> Result<(), String> {
         let fc = match self.fc {
             FcPolicy::EveryMapping => true,
-            FcPolicy::PerMapping => m.fc,
+            // The domain API decided FC for these (`domain_api`).
+            FcPolicy::PerMapping | FcPolicy::EnforcedDomains => m.fc,
         };
         if m.snp {
             return Err("snp is VT-d's; an AMD-Vi mapping forces coherency with fc".to_owned());

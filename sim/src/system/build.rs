@@ -1,6 +1,7 @@
 //! Assembling a system from a scenario, one named step per part.
 
 use super::amdvi_host::AmdviHost;
+use super::domain_api::DomainApi;
 use super::driver::Driver;
 use super::vtd_host::VtdHost;
 use super::{
@@ -9,7 +10,7 @@ use super::{
 };
 use crate::check::Checker;
 use crate::scenario::{
-    DeviceSpec, IommuSpec, Platform, Scenario, Workload, DEFAULT_BAR0, DEFAULT_BAR_STRIDE,
+    DeviceSpec, IommuSpec, Platform, Scenario, DEFAULT_BAR0, DEFAULT_BAR_STRIDE,
 };
 use crate::slab::Slab;
 use crate::workload::DeviceFeed;
@@ -39,12 +40,20 @@ impl System {
             .enumerate()
             .map(|(i, d)| device(s, i, d, link, dllp, &rc))
             .collect();
-        let (iommu, driver, boot) = iommu(s)?;
+        let software = DomainApi::new(s).map_err(|e| {
+            SimError::Config(format!(
+                "{}: {}",
+                crate::scenario::render_path(&e.steps),
+                e.message
+            ))
+        })?;
+        let (iommu, driver, boot) = iommu(s, &software.apply(&s.platform.iommu))?;
         let mut system = System {
             devices,
             rc,
             iommu,
             driver,
+            software,
             boot_done: Tick::ZERO,
             mem: memory(s)?,
             mem_wake: None,
@@ -135,8 +144,11 @@ fn root_complex(p: &Platform) -> Result<(RootComplexConfig, ClockDomain), SimErr
 }
 
 /// The IOMMU, its driver, and the driver's boot-time table writes.
-fn iommu(s: &Scenario) -> Result<(Iommu, Option<Driver>, Vec<MemWrite>), SimError> {
-    match &s.platform.iommu {
+fn iommu(
+    s: &Scenario,
+    spec: &IommuSpec,
+) -> Result<(Iommu, Option<Driver>, Vec<MemWrite>), SimError> {
+    match spec {
         IommuSpec::None { latency_ns } => Ok((
             Iommu::None(IdentityTranslation::new(latency_ns.span())),
             None,
@@ -272,18 +284,16 @@ fn device(
     }
 }
 
-/// One program per core, in name order; stores get data from the scenario's seed.
+/// One program per core, in name order (programs and expanded templates, each CPU's parts
+/// one after another); stores get data from the scenario's seed.
 fn cpu_programs(s: &Scenario) -> Vec<CpuProgram> {
-    let Workload::Program(p) = &s.workload else {
-        return Vec::new();
-    };
-    p.cpus
-        .iter()
+    crate::scenario::templates::cpu_plan(s)
+        .into_iter()
         .enumerate()
         .map(|(i, (name, ops))| CpuProgram {
-            name: name.clone(),
+            name,
             core: cache::CoreId(i as u16),
-            ops: ops.clone(),
+            ops,
             next: 0,
             done_bytes: 0,
             rng: rand_xoshiro::rand_core::SeedableRng::seed_from_u64(
@@ -293,6 +303,7 @@ fn cpu_programs(s: &Scenario) -> Vec<CpuProgram> {
             host: None,
             wait: None,
             wait_since: Tick::ZERO,
+            transfers: None,
         })
         .collect()
 }

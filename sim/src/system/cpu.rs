@@ -4,10 +4,15 @@
 //! complex (PCIe Base 6.0 §2.2.7.1) that leaves the root port `mmio_latency` later, queues on
 //! the downstream link behind — or, where the ordering rules allow, ahead of — completions,
 //! needs the device's posted receive credits, and rings the device's doorbell on arrival.
+//!
+//! A CPU's `wait` sleeps until a device has completed enough DMA transfers: no event runs
+//! for it meanwhile. [`System::transfer_done`] (called where the `*_transfer` latencies are
+//! recorded) counts completions and schedules the sleeper's next step for the tick its
+//! count is reached; a count never reached leaves the run `stalled`.
 
 use super::{DownItem, Event, SimError, System, UpItem, HOST_BRIDGE};
 use crate::engine::EventQueue;
-use crate::scenario::CpuOp;
+use crate::scenario::{CpuOp, WaitOp};
 use crate::slab::Key;
 use bytes::Bytes;
 use model_core::{PhysAddr, Tick};
@@ -17,6 +22,19 @@ use rand_xoshiro::rand_core::Rng;
 const LINE: u64 = cache::LINE_BYTES as u64;
 use pcie::tlp::{dw_span, AddressType, Attr, DW_BYTES};
 use pcie::{Need, Tlp, TlpKind, UpdateFc};
+
+/// A CPU asleep in a `wait` operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct TransferWait {
+    /// The device.
+    dev: u16,
+    /// Transfers it must have completed.
+    target: u64,
+    /// When the CPU began to wait (the wait is stall time).
+    since: Tick,
+    /// When its wake-up is scheduled, once the device has handled enough transfers.
+    wake_at: Option<Tick>,
+}
 
 impl System {
     /// A CPU takes its next step: one line of a range operation, or one whole operation.
@@ -45,6 +63,9 @@ impl System {
         ) {
             return self.cpu_iommu_op(now, cpu, &op, q);
         }
+        if let CpuOp::Wait(w) = &op {
+            return self.cpu_wait_transfers(now, cpu, w, q);
+        }
         let core = c.core;
         let cache_err = |e: cache::CacheError| SimError::Cache(e.to_string());
         let next = match op {
@@ -69,7 +90,7 @@ impl System {
                 match op {
                     CpuOp::Sfence(_) => self.mem.sfence(now, core),
                     CpuOp::Mfence(_) => self.mem.mfence(now, core),
-                    CpuOp::Wbinvd(_) => self.mem.wbinvd(now, core),
+                    CpuOp::Wbinvd(_) => self.guest_wbinvd(now, cpu),
                     _ => self.mem.wbnoinvd(now, core),
                 }
                 .map_err(cache_err)?
@@ -107,13 +128,88 @@ impl System {
                 }
                 .map_err(cache_err)?
             }
-            CpuOp::IommuMap(_) | CpuOp::IommuUnmap(_) | CpuOp::IommuInvalidate(_) => now,
+            CpuOp::IommuMap(_)
+            | CpuOp::IommuUnmap(_)
+            | CpuOp::IommuInvalidate(_)
+            | CpuOp::Wait(_) => now,
         };
         let c = &mut self.cpus[usize::from(cpu)];
         c.stats.stall += next.saturating_since(now);
         self.horizon = self.horizon.max(next);
         q.schedule(next, Event::CpuStep { cpu })?;
         self.arm_mem_wake(q)
+    }
+
+    /// A `wait`: goes on once the device has completed `w.transfers` transfers, else sleeps
+    /// until [`System::transfer_done`] wakes it.
+    fn cpu_wait_transfers(
+        &mut self,
+        now: Tick,
+        cpu: u16,
+        w: &WaitOp,
+        q: &mut EventQueue<Event>,
+    ) -> Result<(), SimError> {
+        let dev = *self
+            .device_index
+            .get(&w.device)
+            .ok_or(SimError::Invariant("wait for a device the scenario lacks"))?;
+        let reached = self.devices[usize::from(dev)]
+            .feed
+            .transfers_reached_at(w.transfers.0);
+        let c = &mut self.cpus[usize::from(cpu)];
+        let mut wait = c.transfers.take().unwrap_or(TransferWait {
+            dev,
+            target: w.transfers.0,
+            since: now,
+            wake_at: None,
+        });
+        match (reached, wait.wake_at) {
+            // Woken early by something else: the scheduled wake-up is still to come.
+            (_, Some(t)) if now < t => c.transfers = Some(wait),
+            (Some(t), _) if t <= now => {
+                c.stats.stall += now.saturating_since(wait.since);
+                c.next += 1;
+                self.horizon = self.horizon.max(now);
+                q.schedule(now, Event::CpuStep { cpu })?;
+            }
+            (Some(t), _) => {
+                wait.wake_at = Some(t);
+                c.transfers = Some(wait);
+                q.schedule(t, Event::CpuStep { cpu })?;
+            }
+            (None, _) => {
+                wait.wake_at = None;
+                c.transfers = Some(wait);
+            }
+        }
+        Ok(())
+    }
+
+    /// A transfer of device `dev` completes at `at` (its last write performed, or its last
+    /// completion received): CPUs waiting for it are woken when their count is reached.
+    pub(super) fn transfer_done(
+        &mut self,
+        dev: u16,
+        at: Tick,
+        q: &mut EventQueue<Event>,
+    ) -> Result<(), SimError> {
+        let now = q.now();
+        let feed = &mut self.devices[usize::from(dev)].feed;
+        feed.transfer_done(now, at);
+        for (i, c) in self.cpus.iter_mut().enumerate() {
+            let Some(w) = c.transfers.as_mut() else {
+                continue;
+            };
+            if w.dev != dev || w.wake_at.is_some() {
+                continue;
+            }
+            if let Some(t) = feed.transfers_reached_at(w.target) {
+                let t = t.max(now);
+                w.wake_at = Some(t);
+                q.schedule(t, Event::CpuStep { cpu: i as u16 })?;
+            }
+        }
+        Ok(())
     }
 
     /// The write reaches the root port and queues for the downstream link.

@@ -46,6 +46,21 @@ pub struct HostWork {
     /// Register writes once the stores are done (and the wait that follows them).
     then: Vec<(u32, u64)>,
     wait: Option<CpuWait>,
+    /// KVM's emulated WBINVD: each pCPU's WBINVD and when it starts, in start order.
+    wbinvds: VecDeque<(Tick, cache::CoreId)>,
+    /// When the last of them is done.
+    until: Tick,
+}
+
+impl HostWork {
+    /// WBINVD on each `(start, pCPU)`, in start order; done when all are (as
+    /// `wbinvd_on_cpus_mask` waits for every IPI's handler).
+    pub(super) fn wbinvds(list: impl IntoIterator<Item = (Tick, cache::CoreId)>) -> HostWork {
+        HostWork {
+            wbinvds: list.into_iter().collect(),
+            ..HostWork::default()
+        }
+    }
 }
 
 impl System {
@@ -108,7 +123,8 @@ impl System {
         match op {
             CpuOp::IommuMap(m) => {
                 work.flush = m.flush.unwrap_or(work.flush);
-                host.map(&m.domain, &m.mapping, &mut writes).map_err(fail)?
+                let mapping = self.software.mapping(&m.domain, &m.mapping);
+                host.map(&m.domain, &mapping, &mut writes).map_err(fail)?
             }
             CpuOp::IommuUnmap(u) => {
                 work.flush = u.flush.unwrap_or(work.flush);
@@ -166,7 +182,18 @@ impl System {
         let Some(work) = c.host.as_mut() else {
             return Ok(());
         };
-        let next = if let Some(pa) = work.flushing.take() {
+        let next = if let Some(&(start, pcpu)) = work.wbinvds.front() {
+            if now < start {
+                start
+            } else {
+                work.wbinvds.pop_front();
+                let done = self.mem.wbinvd(now, pcpu).map_err(err)?;
+                work.until = work.until.max(done);
+                work.wbinvds
+                    .front()
+                    .map_or(work.until, |&(start, _)| start.max(now))
+            }
+        } else if let Some(pa) = work.flushing.take() {
             self.mem.clflush(now, core, pa).map_err(err)?
         } else if let Some(w) = work.writes.pop_front() {
             c.stats.stores += 1;

@@ -244,6 +244,7 @@ impl System {
                 self.record(DMA_WRITE, done.saturating_since(r.issued));
                 if r.last {
                     self.record(DMA_WRITE_TRANSFER, done.saturating_since(r.started));
+                    self.transfer_done(r.dev, done, q)?;
                 }
             }
             _ => {

@@ -292,6 +292,7 @@ impl System {
         }
         if let Some((_, started, _)) = done.descriptor_done {
             self.record(DMA_READ_TRANSFER, now.saturating_since(started));
+            self.transfer_done(dev, now, q)?;
         }
         self.kick_up(dev, q) // a tag is free again
     }

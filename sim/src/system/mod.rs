@@ -21,8 +21,10 @@ pub mod amdvi_host;
 mod build;
 mod cpu;
 mod cpu_iommu;
+pub mod domain_api;
 pub mod driver;
 mod host;
+mod kvm;
 mod link;
 pub mod vtd_host;
 
@@ -375,6 +377,8 @@ pub struct System {
     pub iommu: Iommu,
     /// The IOMMU's driver, when there is an IOMMU.
     pub driver: Option<driver::Driver>,
+    /// The host's domain API, VFIO and KVM decisions.
+    pub software: domain_api::DomainApi,
     /// When the host software's boot (table writes, IOMMU registers) is done.
     pub boot_done: Tick,
     /// Main memory.
@@ -434,6 +438,8 @@ pub struct CpuProgram {
     wait: Option<cpu_iommu::CpuWait>,
     /// When its current IOMMU operation began (for stall time).
     wait_since: Tick,
+    /// The device transfers a `wait` operation sleeps for.
+    transfers: Option<cpu::TransferWait>,
 }
 
 /// What a CPU program did.
@@ -447,6 +453,12 @@ pub struct CpuCounters {
     pub mmio_writes: u64,
     /// Time the core waited for its operations.
     pub stall: Span,
+    /// Guest WBINVDs KVM emulated.
+    pub wbinvd_emulated: u64,
+    /// Guest WBINVDs KVM ignored.
+    pub wbinvd_ignored: u64,
+    /// IPIs this vCPU's emulated WBINVDs sent.
+    pub ipis: u64,
 }
 
 /// The largest MMIO write a CPU sends: 8 bytes, one header and one data credit.

@@ -132,7 +132,10 @@ impl VtdHost {
             alloc,
             ctx,
             domains: BTreeMap::new(),
+            // Linux `iommu_paging_structure_coherency`: ECAP.SMPWC in scalable mode (walks
+            // snoop per PASID-entry PWSNP, which the driver sets from it), ECAP.C otherwise.
             flush: match spec.flush_table_writes {
+                FlushPolicy::Auto if scalable => !caps.smpwc,
                 FlushPolicy::Auto => !caps.coherent,
                 FlushPolicy::Always => true,
                 FlushPolicy::Never => false,

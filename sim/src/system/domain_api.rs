@@ -1,0 +1,570 @@
+//! The IOMMU domain API as the host kernel implements it: which leaves get VT-d SNP or
+//! AMD-Vi FC, which PASID entries get PGSNP, whether `enforce_cache_coherency()` succeeds,
+//! and whether KVM learns that its guest has non-coherent DMA.
+//!
+//! Two definitions are modelled (`software.semantics`), from the series "Make the iommu
+//! driver no-snoop block feature consistent" (v5.19; SPEC-NOTES §3.7, §4.3, §5, §6):
+//!
+//! - **before v5.19** `intel_iommu_map` set `DMA_PTE_SNP` when the map carried IOMMU_CACHE
+//!   and the domain's units had snoop control (ECAP.SC); VFIO type1 added IOMMU_CACHE to
+//!   every map when `iommu_capable(IOMMU_CAP_CACHE_COHERENCY)`, and the kvm-vfio device
+//!   registered non-coherent DMA with KVM when it did not hold. In scalable mode a VFIO
+//!   (unmanaged) domain's PASID entries always got PGSNP.
+//! - **v5.19 and later** IOMMU_CACHE says only that a device's normal DMA is coherent.
+//!   VFIO calls `enforce_cache_coherency()` on a domain before its first map. VT-d succeeds
+//!   when every unit behind which the domain's devices sit has ECAP.SC (and, for a
+//!   second-level domain, before it has mappings); then every later second-level leaf gets
+//!   SNP (`set_pte_snp`) and a first-level domain's PASID entries get PGSNP. AMD-Vi returns
+//!   true ("IOMMU_PTE_FC is always set"). A domain where it failed makes KVM register
+//!   non-coherent DMA (`kvm_vfio_update_coherency`).
+//!
+//! KVM turns a guest's WBINVD into a no-op unless non-coherent DMA is registered
+//! (`kvm_emulate_wbinvd_noskip`); then it runs WBINVD on every pCPU in the vCPU's
+//! `wbinvd_dirty_mask`, by IPI (see `kvm.rs`).
+
+use super::driver::HostError;
+use crate::scenario::amdvi::{AmdDomainKind, FcPolicy};
+use crate::scenario::iommu::{DomainKind, MappingSpec, PageSpec, TableMode};
+use crate::scenario::software::{KvmSpec, Semantics};
+use crate::scenario::values::{Bounded, HexAddr};
+use crate::scenario::{IommuSpec, Scenario, Step};
+use reports::{DomainDecision, HostReport, KvmDecision};
+use std::collections::{BTreeMap, BTreeSet};
+
+fn k(s: &str) -> Step {
+    Step::Key(s.to_owned())
+}
+
+fn at(steps: Vec<Step>, message: impl Into<String>) -> HostError {
+    HostError {
+        steps,
+        message: message.into(),
+    }
+}
+
+/// Who allocated a domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// No domain API: the scenario's bits are the tables' bits.
+    Raw,
+    /// VFIO, for a device passed through to the guest.
+    Vfio,
+    /// An in-kernel driver, through the DMA API.
+    DmaApi,
+}
+
+/// What `enforce_cache_coherency()` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enforce {
+    /// Nobody called it.
+    NotCalled,
+    /// The domain blocks No Snoop from now on.
+    Succeeded,
+    /// It failed, for this reason.
+    Failed(String),
+}
+
+/// The API's state of one domain.
+#[derive(Debug, Clone)]
+struct ApiDomain {
+    owner: Owner,
+    enforce: Enforce,
+    /// VFIO's maps carry IOMMU_CACHE (always from v5.19; before, when the capability held).
+    vfio_cache: bool,
+    /// The leaves of this domain can carry the vendor's snoop bit (second-level VT-d, or
+    /// AMD-Vi paged).
+    leaf_bit: bool,
+    /// A first-level or nested VT-d domain: snooping is forced by PGSNP, not by a leaf.
+    pgsnp_domain: bool,
+    /// The parent of a nested domain, whose enforcement its children inherit.
+    parent: Option<String>,
+}
+
+/// The vendor facts the API's decisions depend on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    None,
+    Vtd { snoop_control: bool, scalable: bool },
+    Amdvi { fc: FcPolicy },
+}
+
+/// The host's domain API, VFIO and KVM state.
+#[derive(Debug, Clone)]
+pub struct DomainApi {
+    semantics: Semantics,
+    unit: Unit,
+    /// By domain name, in scenario order of `order`.
+    domains: BTreeMap<String, ApiDomain>,
+    order: Vec<String>,
+    kvm: Option<KvmSpec>,
+    /// KVM registered non-coherent DMA, so the guest's WBINVD is emulated.
+    emulate_wbinvd: bool,
+}
+
+impl DomainApi {
+    /// The decisions for a scenario; refuses combinations the kernel does not have.
+    pub fn new(s: &Scenario) -> Result<DomainApi, HostError> {
+        let sw = &s.software;
+        let sw_path = |rest: &[Step]| {
+            let mut p = vec![k("software")];
+            p.extend_from_slice(rest);
+            p
+        };
+        let semantics = sw.semantics;
+        let api = semantics != Semantics::None;
+        if !api && !sw.vfio_domains.is_empty() {
+            return Err(at(
+                sw_path(&[k("vfio_domains")]),
+                "VFIO allocates its domains through the domain API: set software.semantics to \
+                 \"pre_v5_19\" or \"v5_19\"",
+            ));
+        }
+        let vfio: BTreeSet<&str> = sw.vfio_domains.iter().map(String::as_str).collect();
+        let mut domains = BTreeMap::new();
+        let mut order = Vec::new();
+        let unit;
+        match &s.platform.iommu {
+            IommuSpec::None { .. } => {
+                unit = Unit::None;
+                if !sw.vfio_domains.is_empty() {
+                    return Err(at(
+                        sw_path(&[k("vfio_domains")]),
+                        "VFIO domains need an IOMMU: platform.iommu is \"none\"",
+                    ));
+                }
+            }
+            IommuSpec::Vtd(v) => {
+                unit = Unit::Vtd {
+                    snoop_control: v.capabilities.snoop_control,
+                    scalable: v.mode == TableMode::Scalable,
+                };
+                for (i, d) in v.domains.iter().enumerate() {
+                    let here = |rest: &[Step]| {
+                        let mut p = vec![
+                            k("platform"),
+                            k("iommu"),
+                            k("vtd"),
+                            k("domains"),
+                            Step::Index(i),
+                        ];
+                        p.extend_from_slice(rest);
+                        p
+                    };
+                    let owner = owner(api, vfio.contains(d.name.as_str()));
+                    if api && d.pgsnp {
+                        return Err(at(
+                            here(&[k("pgsnp")]),
+                            "with software.semantics set, the domain API decides PGSNP: leave \
+                             pgsnp false",
+                        ));
+                    }
+                    if let Some(j) = d.mappings.iter().position(|m| m.snp).filter(|_| api) {
+                        return Err(at(
+                            here(&[k("mappings"), Step::Index(j), k("snp")]),
+                            "with software.semantics set, the domain API decides SNP: leave snp \
+                             false and say IOMMU_CACHE with cache",
+                        ));
+                    }
+                    if owner == Owner::Vfio && d.kind == DomainKind::PassThrough {
+                        return Err(at(
+                            here(&[k("kind")]),
+                            "VFIO domains are paging domains: a pass-through domain cannot be \
+                             a VFIO domain",
+                        ));
+                    }
+                    order.push(d.name.clone());
+                    domains.insert(
+                        d.name.clone(),
+                        ApiDomain {
+                            owner,
+                            enforce: Enforce::NotCalled,
+                            vfio_cache: true,
+                            leaf_bit: d.kind == DomainKind::SecondLevel,
+                            pgsnp_domain: matches!(
+                                d.kind,
+                                DomainKind::FirstLevel | DomainKind::Nested
+                            ),
+                            parent: d.parent.clone(),
+                        },
+                    );
+                }
+            }
+            IommuSpec::Amdvi(a) => {
+                unit = Unit::Amdvi {
+                    fc: a.force_coherent,
+                };
+                if a.force_coherent == FcPolicy::EnforcedDomains && semantics != Semantics::V5_19 {
+                    return Err(at(
+                        vec![k("platform"), k("iommu"), k("amdvi"), k("force_coherent")],
+                        "\"enforced_domains\" sets FC where enforce_cache_coherency() succeeded, \
+                         which needs software.semantics \"v5_19\"",
+                    ));
+                }
+                for (i, d) in a.domains.iter().enumerate() {
+                    let owner = owner(api, vfio.contains(d.name.as_str()));
+                    if owner == Owner::Vfio && d.kind == AmdDomainKind::PassThrough {
+                        return Err(at(
+                            vec![
+                                k("platform"),
+                                k("iommu"),
+                                k("amdvi"),
+                                k("domains"),
+                                Step::Index(i),
+                                k("kind"),
+                            ],
+                            "VFIO domains are paging domains: a pass-through domain cannot be \
+                             a VFIO domain",
+                        ));
+                    }
+                    order.push(d.name.clone());
+                    domains.insert(
+                        d.name.clone(),
+                        ApiDomain {
+                            owner,
+                            enforce: Enforce::NotCalled,
+                            vfio_cache: true,
+                            leaf_bit: d.kind == AmdDomainKind::Paged,
+                            pgsnp_domain: false,
+                            parent: None,
+                        },
+                    );
+                }
+            }
+        }
+        for (i, name) in sw.vfio_domains.iter().enumerate() {
+            if !domains.contains_key(name) {
+                return Err(at(
+                    sw_path(&[k("vfio_domains"), Step::Index(i)]),
+                    format!("no domain is named \"{name}\" in platform.iommu"),
+                ));
+            }
+        }
+        if let Some(kvm) = &sw.kvm {
+            check_kvm(s, kvm)?;
+        }
+        let mut api = DomainApi {
+            semantics,
+            unit,
+            domains,
+            order,
+            kvm: sw.kvm.clone(),
+            emulate_wbinvd: false,
+        };
+        api.allocate_vfio_domains();
+        api.emulate_wbinvd = api.noncoherent_dma().is_some();
+        Ok(api)
+    }
+
+    /// VFIO's `vfio_iommu_type1_attach_group` for each of its domains, before any map.
+    fn allocate_vfio_domains(&mut self) {
+        let unit = self.unit;
+        let semantics = self.semantics;
+        for d in self.domains.values_mut().filter(|d| d.owner == Owner::Vfio) {
+            match semantics {
+                Semantics::None => {}
+                // IOMMU_CAP_CACHE_COHERENCY: VT-d's `domain_update_iommu_snooping`, AMD-Vi
+                // always.
+                Semantics::PreV5_19 => {
+                    d.vfio_cache = match unit {
+                        Unit::Vtd { snoop_control, .. } => snoop_control,
+                        _ => true,
+                    }
+                }
+                Semantics::V5_19 => {
+                    d.enforce = match unit {
+                        Unit::Vtd {
+                            snoop_control: false,
+                            ..
+                        } => {
+                            Enforce::Failed("the unit lacks snoop control (ECAP.SC = 0)".to_owned())
+                        }
+                        _ => Enforce::Succeeded,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether a domain's No Snoop is blocked by the PASID entry's PGSNP.
+    fn pgsnp(&self, name: &str) -> bool {
+        let Some(d) = self.domains.get(name) else {
+            return false;
+        };
+        let Unit::Vtd { scalable: true, .. } = self.unit else {
+            return false;
+        };
+        match self.semantics {
+            Semantics::None => false,
+            // "we always set PASID-table-entry.PGSNP bit if the domain is managed outside
+            // (UNMANAGED)" (intel_pasid_setup_second_level / _first_level, v5.15-v5.18).
+            Semantics::PreV5_19 => d.owner == Owner::Vfio,
+            // First-level domains: `intel_pasid_setup_page_snoop_control`; nested ones take
+            // it from their second-stage parent (`intel_pasid_setup_nested`).
+            Semantics::V5_19 => {
+                let from = match (&d.parent, d.pgsnp_domain) {
+                    (Some(p), true) => self.domains.get(p),
+                    (None, true) => Some(d),
+                    _ => None,
+                };
+                from.is_some_and(|d| d.enforce == Enforce::Succeeded)
+            }
+        }
+    }
+
+    /// The mapping the driver writes for a map call `m` on `domain`: the snoop bit as the
+    /// API decides it. Unknown domains pass unchanged (the driver names them).
+    pub fn mapping(&self, domain: &str, m: &MappingSpec) -> MappingSpec {
+        let mut m = m.clone();
+        let Some(d) = self.domains.get(domain) else {
+            return m;
+        };
+        if self.semantics == Semantics::None || !d.leaf_bit {
+            return m;
+        }
+        let cache = if d.owner == Owner::Vfio {
+            d.vfio_cache
+        } else {
+            m.cache
+        };
+        match self.unit {
+            Unit::Vtd { snoop_control, .. } => {
+                m.snp = match self.semantics {
+                    Semantics::PreV5_19 => cache && snoop_control,
+                    _ => d.enforce == Enforce::Succeeded,
+                };
+            }
+            Unit::Amdvi { fc } => {
+                m.fc = match fc {
+                    FcPolicy::EveryMapping => true,
+                    FcPolicy::PerMapping => m.fc,
+                    FcPolicy::EnforcedDomains => d.enforce == Enforce::Succeeded,
+                };
+            }
+            Unit::None => {}
+        }
+        m
+    }
+
+    /// The IOMMU section with the API's decisions written in: the snoop bit of every boot
+    /// mapping and each domain's PGSNP.
+    pub fn apply(&self, iommu: &IommuSpec) -> IommuSpec {
+        let mut iommu = iommu.clone();
+        if self.semantics == Semantics::None {
+            return iommu;
+        }
+        match &mut iommu {
+            IommuSpec::Vtd(v) => {
+                for d in &mut v.domains {
+                    d.pgsnp = self.pgsnp(&d.name);
+                    let name = d.name.clone();
+                    for m in &mut d.mappings {
+                        *m = self.mapping(&name, m);
+                    }
+                }
+            }
+            IommuSpec::Amdvi(a) => {
+                for d in &mut a.domains {
+                    let name = d.name.clone();
+                    for m in &mut d.mappings {
+                        *m = self.mapping(&name, m);
+                    }
+                }
+            }
+            IommuSpec::None { .. } => {}
+        }
+        iommu
+    }
+
+    /// KVM emulates the guest's WBINVD (non-coherent DMA is registered).
+    pub fn wbinvd_emulated(&self) -> bool {
+        self.emulate_wbinvd
+    }
+
+    /// The guest, if there is one.
+    pub fn kvm(&self) -> Option<&KvmSpec> {
+        self.kvm.as_ref()
+    }
+
+    /// Why KVM registered non-coherent DMA for the guest, or `None` when it did not.
+    /// `kvm_vfio_update_coherency` asks VFIO whether every domain is coherent
+    /// (`VFIO_DMA_CC_IOMMU` before v5.19, `vfio_file_enforced_coherent` after).
+    pub fn noncoherent_dma(&self) -> Option<String> {
+        let kvm = self.kvm.as_ref()?;
+        let culprit = self
+            .order
+            .iter()
+            .filter_map(|n| Some((n, self.domains.get(n)?)))
+            .find(|(_, d)| {
+                d.owner == Owner::Vfio
+                    && match self.semantics {
+                        Semantics::PreV5_19 => !d.vfio_cache,
+                        _ => d.enforce != Enforce::Succeeded,
+                    }
+            })?;
+        if !kvm.vfio_device {
+            return None;
+        }
+        Some(match self.semantics {
+            Semantics::PreV5_19 => format!(
+                "VFIO domain \"{}\" maps without IOMMU_CACHE (no IOMMU_CAP_CACHE_COHERENCY), so \
+                 VFIO_DMA_CC_IOMMU is false",
+                culprit.0
+            ),
+            _ => format!(
+                "enforce_cache_coherency() failed on VFIO domain \"{}\"",
+                culprit.0
+            ),
+        })
+    }
+
+    /// Why the guest's WBINVD is a no-op although its DMA may be non-coherent, if it is.
+    fn untold(&self) -> Option<String> {
+        let kvm = self.kvm.as_ref()?;
+        if kvm.vfio_device {
+            return None;
+        }
+        let d = self.order.iter().find(|n| {
+            self.domains.get(*n).is_some_and(|d| {
+                d.owner == Owner::Vfio
+                    && match self.semantics {
+                        Semantics::PreV5_19 => !d.vfio_cache,
+                        _ => d.enforce != Enforce::Succeeded,
+                    }
+            })
+        })?;
+        Some(format!(
+            "VFIO domain \"{d}\" is not coherent, but the VMM did not add its device to the \
+             kvm-vfio device, so KVM never heard of it"
+        ))
+    }
+
+    /// The decisions, for the report; `None` when there is neither a domain API nor a guest.
+    pub fn report(&self) -> Option<HostReport> {
+        if self.semantics == Semantics::None && self.kvm.is_none() {
+            return None;
+        }
+        let domains = self
+            .order
+            .iter()
+            .filter_map(|n| Some((n, self.domains.get(n)?)))
+            .map(|(name, d)| DomainDecision {
+                name: name.clone(),
+                owner: match d.owner {
+                    Owner::Raw => "raw",
+                    Owner::Vfio => "vfio",
+                    Owner::DmaApi => "dma_api",
+                }
+                .to_owned(),
+                enforce: match &d.enforce {
+                    Enforce::NotCalled => "not called".to_owned(),
+                    Enforce::Succeeded => "succeeded".to_owned(),
+                    Enforce::Failed(why) => format!("failed: {why}"),
+                },
+                no_snoop: self.no_snoop(name, d),
+            })
+            .collect();
+        let kvm = self.kvm.as_ref().map(|_| match self.noncoherent_dma() {
+            Some(reason) => KvmDecision {
+                noncoherent_dma: true,
+                wbinvd: "emulated".to_owned(),
+                reason,
+            },
+            None => KvmDecision {
+                noncoherent_dma: false,
+                wbinvd: "no-op".to_owned(),
+                reason: self.untold().unwrap_or_else(|| {
+                    "every VFIO domain blocks No Snoop, so KVM may ignore WBINVD".to_owned()
+                }),
+            },
+        });
+        Some(HostReport {
+            semantics: match self.semantics {
+                Semantics::None => "none",
+                Semantics::PreV5_19 => "pre_v5_19",
+                Semantics::V5_19 => "v5_19",
+            }
+            .to_owned(),
+            domains,
+            kvm,
+        })
+    }
+
+    /// What a No Snoop request through this domain's API-made mappings does.
+    fn no_snoop(&self, name: &str, d: &ApiDomain) -> String {
+        if self.semantics == Semantics::None {
+            return "as the scenario's snp / pgsnp / fc bits say".to_owned();
+        }
+        if self.pgsnp(name) {
+            return "blocked: PGSNP in the PASID entry".to_owned();
+        }
+        let probe = MappingSpec {
+            iova: HexAddr(0),
+            pa: HexAddr(0),
+            bytes: Bounded(4096),
+            page: PageSpec::default(),
+            read: true,
+            write: true,
+            snp: false,
+            cache: true,
+            user: true,
+            xd: false,
+            fc: false,
+            page_bytes: None,
+        };
+        let m = self.mapping(name, &probe);
+        match self.unit {
+            Unit::Vtd { .. } if !d.leaf_bit => "passes: no leaf snoop bit, no PGSNP".to_owned(),
+            Unit::Vtd { .. } if m.snp => match (self.semantics, d.owner) {
+                (Semantics::PreV5_19, Owner::DmaApi) => {
+                    "blocked on IOMMU_CACHE mappings: SNP".to_owned()
+                }
+                _ => "blocked: SNP on every leaf".to_owned(),
+            },
+            Unit::Vtd { .. } => "passes: no SNP".to_owned(),
+            Unit::Amdvi {
+                fc: FcPolicy::PerMapping,
+            } => "as each mapping's fc says".to_owned(),
+            Unit::Amdvi { .. } if m.fc => "blocked: FC on every leaf".to_owned(),
+            Unit::Amdvi { .. } => "passes: no FC".to_owned(),
+            Unit::None => "passes: no IOMMU".to_owned(),
+        }
+    }
+}
+
+fn owner(api: bool, vfio: bool) -> Owner {
+    match (api, vfio) {
+        (false, _) => Owner::Raw,
+        (true, true) => Owner::Vfio,
+        (true, false) => Owner::DmaApi,
+    }
+}
+
+/// The guest's vCPUs are the CPU programs; what they ran on must exist.
+fn check_kvm(s: &Scenario, kvm: &KvmSpec) -> Result<(), HostError> {
+    let cores = s.platform.cpu.cores.0;
+    let plan = crate::scenario::templates::cpu_plan(s);
+    let names: Vec<&String> = plan.keys().collect();
+    for (name, pcpus) in &kvm.ran_on {
+        let here = |rest: &[Step]| {
+            let mut p = vec![k("software"), k("kvm"), k("ran_on"), k(name)];
+            p.extend_from_slice(rest);
+            p
+        };
+        if !names.contains(&name) {
+            return Err(at(
+                here(&[]),
+                format!("no CPU program is named \"{name}\" (the vCPUs are the CPU programs)"),
+            ));
+        }
+        if let Some(j) = pcpus.iter().position(|c| c.0 >= cores) {
+            return Err(at(
+                here(&[Step::Index(j)]),
+                format!(
+                    "pCPU {} does not exist: platform.cpu.cores is {cores}",
+                    pcpus[j].0
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
