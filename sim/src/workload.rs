@@ -12,7 +12,7 @@
 //! wait for.
 
 use crate::scenario::templates::{self, Segment};
-use crate::scenario::{DeviceOp, RequestAttrs, Scenario, StreamDirection};
+use crate::scenario::{DeviceOp, RequestAttrs, Scenario, StreamDirection, StreamSpec};
 use bytes::Bytes;
 use model_core::Tick;
 use pcie::{Descriptor, DmaDirection};
@@ -33,8 +33,7 @@ struct Transfer {
 enum Source {
     Stream {
         direction: StreamDirection,
-        base: u64,
-        stride: u64,
+        spec: StreamSpec,
         len: u32,
         attrs: RequestAttrs,
         /// Transfers in all (a mixed stream has two per buffer).
@@ -54,12 +53,11 @@ impl Source {
                 };
                 Source::Stream {
                     direction: s.direction,
-                    base: s.base.0,
-                    stride: s.stride_bytes,
                     // The scenario bounds transfers to 64 MiB.
                     len: u32::try_from(s.transfer_bytes).unwrap_or(u32::MAX),
-                    attrs: s.attrs,
+                    attrs: s.attrs.clone(),
                     total: s.count * passes,
+                    spec: s,
                 }
             }
             Segment::Program(ops) => Source::Program(ops.iter().map(step).collect()),
@@ -173,8 +171,7 @@ impl DeviceFeed {
         match self.sources.get(self.current)? {
             Source::Stream {
                 direction,
-                base,
-                stride,
+                spec,
                 len,
                 attrs,
                 total,
@@ -190,7 +187,7 @@ impl DeviceFeed {
                 };
                 Some(Transfer {
                     direction: dir,
-                    address: base.wrapping_add(buffer.wrapping_mul(*stride)),
+                    address: spec.address(buffer),
                     len: *len,
                     attrs: attrs.clone(),
                 })

@@ -60,7 +60,7 @@ fn a_missing_iotlb_invalidation_misdirects_the_next_dma() {
 
 #[test]
 fn an_unflushed_pte_update_is_read_stale_by_a_non_coherent_walker() {
-    let v = run_file("vtd-stale-pte-noncoherent.json");
+    let v = run_file("vtd-noncoherent-walk-stale-pte.json");
     let m = &v[0].corruption.misdirected_dma;
     assert_eq!((m.events, m.bytes), (4, 1024), "{}", v[0].name);
     // The explanation names the CPU's store of the PTE and the walker's stale read of it.
@@ -73,8 +73,8 @@ fn an_unflushed_pte_update_is_read_stale_by_a_non_coherent_walker() {
 
 #[test]
 fn the_same_pte_update_is_seen_by_a_coherent_walker_without_flushing() {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/vtd-stale-pte-noncoherent.json");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios/vtd-noncoherent-walk-stale-pte.json");
     let text = std::fs::read_to_string(path).unwrap();
     let text = text.replace(r#""coherent": false"#, r#""coherent": true"#);
     let v = run_text(&text);

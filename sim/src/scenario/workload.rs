@@ -53,8 +53,20 @@ pub struct StreamSpec {
     pub base: HexAddr,
     /// Distance between buffers in bytes (defaults to the transfer size).
     pub stride_bytes: u64,
+    /// The buffers form a ring of this many bytes from `base`: buffer n starts at
+    /// `base + (n × stride) mod wrap_bytes`; `None`: they never wrap.
+    pub wrap_bytes: Option<u64>,
     /// Attributes of every request.
     pub attrs: RequestAttrs,
+}
+
+impl StreamSpec {
+    /// Device address of buffer `n`.
+    pub fn address(&self, n: u64) -> u64 {
+        let offset = n.wrapping_mul(self.stride_bytes);
+        let offset = self.wrap_bytes.map_or(offset, |w| offset % w);
+        self.base.0.wrapping_add(offset)
+    }
 }
 
 /// The stream as written, before the checks that involve several fields.
@@ -68,6 +80,8 @@ pub struct RawStream {
     base: HexAddr,
     #[serde(default)]
     stride_bytes: Option<u64>,
+    #[serde(default)]
+    wrap_bytes: Option<Bounded<1, { 1 << 46 }>>,
     #[serde(default)]
     attrs: RequestAttrs,
 }
@@ -89,7 +103,20 @@ impl TryFrom<RawStream> for StreamSpec {
             ));
         }
         let stride = r.stride_bytes.unwrap_or(r.transfer_bytes.0);
-        let span = u128::from(stride) * u128::from(r.count.0 - 1) + u128::from(r.transfer_bytes.0);
+        let wrap = r.wrap_bytes.map(|w| w.0);
+        if let Some(w) = wrap {
+            if stride == 0 || !w.is_multiple_of(stride) || r.transfer_bytes.0 > stride {
+                return Err(format!(
+                    "wrap_bytes {w} must be a multiple of the stride ({stride} bytes), and the \
+                     transfer ({} bytes) no longer than the stride, so every buffer fits the ring",
+                    r.transfer_bytes.0
+                ));
+            }
+        }
+        let buffers = wrap.map_or(u128::from(r.count.0), |w| {
+            u128::from(r.count.0).min(u128::from(w / stride))
+        });
+        let span = u128::from(stride) * (buffers - 1) + u128::from(r.transfer_bytes.0);
         if u128::from(r.base.0) + span > 1u128 << 64 {
             return Err(format!(
                 "the buffers run past the top of the 64-bit address space ({} + {span} bytes)",
@@ -103,6 +130,7 @@ impl TryFrom<RawStream> for StreamSpec {
             count: r.count.0,
             base: r.base,
             stride_bytes: stride,
+            wrap_bytes: wrap,
             attrs: r.attrs,
         })
     }
@@ -117,6 +145,7 @@ impl From<StreamSpec> for RawStream {
             count: Bounded(s.count),
             base: s.base,
             stride_bytes: Some(s.stride_bytes),
+            wrap_bytes: s.wrap_bytes.map(Bounded),
             attrs: s.attrs,
         }
     }
@@ -455,5 +484,35 @@ impl RequestAttrs {
             execute: p.execute,
             privileged: p.privileged,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(extra: &str) -> Result<StreamSpec, String> {
+        serde_json::from_str::<StreamSpec>(&format!(
+            r#"{{"device": "d", "direction": "write", "transfer_bytes": 256, "count": 10,
+                "base": "0x1000"{extra}}}"#
+        ))
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_wrapped_stream_cycles_through_its_ring() {
+        let s = stream(r#", "wrap_bytes": 1024"#).unwrap();
+        let at: Vec<u64> = (0..6).map(|n| s.address(n)).collect();
+        assert_eq!(at, [0x1000, 0x1100, 0x1200, 0x1300, 0x1000, 0x1100]);
+        let s = stream("").unwrap();
+        assert_eq!(s.address(9), 0x1000 + 9 * 256);
+    }
+
+    #[test]
+    fn a_ring_must_hold_whole_buffers() {
+        let e = stream(r#", "wrap_bytes": 1000"#).unwrap_err();
+        assert!(e.contains("multiple of the stride"), "{e}");
+        let e = stream(r#", "stride_bytes": 128, "wrap_bytes": 1024"#).unwrap_err();
+        assert!(e.contains("no longer than the stride"), "{e}");
     }
 }
