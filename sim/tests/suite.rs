@@ -23,6 +23,7 @@ const SUITE: &[&str] = &[
     "kvm-amdvi-fc",
     "amdvi-in-kernel-fc-cost",
     "vtd-noncoherent-walk-stale-pte",
+    "deferred-invalidation-window",
     "bench-stream",
 ];
 
@@ -249,6 +250,18 @@ fn vtd_noncoherent_walk_stale_pte() {
 }
 
 #[test]
+fn deferred_invalidation_window() {
+    let v = golden("deferred-invalidation-window");
+    let strict = variant(&v, &[("software.unmap_invalidation", "strict")]);
+    assert_eq!(strict.corruption.misdirected_dma.events, 0);
+    assert!(strict.faults.count > 0);
+    let deferred = v.iter().find(|r| r.name != strict.name).unwrap();
+    assert!(deferred.corruption.misdirected_dma.events > 0);
+    // After the window the flush queue's invalidation lands: later writes fault.
+    assert!(deferred.faults.count > 0);
+}
+
+#[test]
 fn bench_stream() {
     let v = golden("bench-stream");
     let r = &v[0];
@@ -260,4 +273,24 @@ fn bench_stream() {
     // Sequential 4 KiB pages: most translations hit the IOTLB.
     let hits = r.iommu.iotlb_hits as f64 / (r.iommu.iotlb_hits + r.iommu.iotlb_misses) as f64;
     assert!(hits > 0.8, "{hits}");
+}
+
+/// A sweep's reports, and so the CSV and comparison table, do not depend on how many threads
+/// run the variants.
+#[test]
+fn a_suite_sweep_is_byte_identical_on_one_thread_and_on_four() {
+    let loaded = scenario::load(&path("ns-flush-policies")).unwrap_or_else(|e| panic!("{e}"));
+    let render = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let r = run_loaded(&loaded, RunOptions { reproducible: true }).unwrap();
+            (reports::render_json(&r), reports::render_csv(&r))
+        })
+    };
+    let one = render(1);
+    assert_eq!(one, render(4));
+    assert_eq!(one.1.lines().count(), 1 + 10, "a header and ten variants");
 }

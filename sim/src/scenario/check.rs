@@ -1,7 +1,7 @@
 //! Checks that relate several parts of a scenario: names that must exist or be unique,
 //! credits the spec requires, and a work budget a run can finish in.
 
-use super::software::Semantics;
+use super::software::{Semantics, UnmapInvalidation};
 use super::templates::{self, ExchangeDirection};
 use super::{
     CpuOp, DeviceOp, IommuSpec, Scenario, Step, StreamDirection, Workload, MAX_WORKLOAD_BYTES,
@@ -191,7 +191,9 @@ type OpAt<'s> = (&'s [Step], usize, &'s CpuOp);
 
 /// The IOMMU's tables build (the same code boots them), and the CPU programs' IOMMU
 /// operations are accepted by the driver: they are replayed on a copy of the booted driver,
-/// each CPU's in program order, CPUs in name order. (Two CPUs mapping and unmapping the same
+/// each CPU's in program order, CPUs in name order, each unmap followed by the invalidation
+/// `software.unmap_invalidation` makes the driver issue after it (strict: the range's;
+/// deferred: the domain's flush). (Two CPUs mapping and unmapping the same
 /// IOVA can still meet in another order at run time; that is refused then.)
 fn check_iommu(s: &Scenario) -> Result<(), (Vec<Step>, String)> {
     let devices = || s.devices.iter().map(|d| (d.name.clone(), d.bdf)).collect();
@@ -277,7 +279,26 @@ fn check_iommu(s: &Scenario) -> Result<(), (Vec<Step>, String)> {
                 CpuOp::IommuUnmap(u) => host
                     .unmap(&u.domain, u.iova.0, u.bytes.0, u.page.into(), &mut writes)
                     .err()
-                    .map(|e| (path(None), e)),
+                    .map(|e| (path(None), e))
+                    .or_else(|| {
+                        // What the driver issues on its own after the unmap.
+                        let (what, op) = match s.software.unmap_invalidation {
+                            UnmapInvalidation::Explicit => return None,
+                            UnmapInvalidation::Strict => {
+                                ("strict", host.unmap_sync(&u.domain, u.iova.0, u.bytes))
+                            }
+                            UnmapInvalidation::Deferred(_) => {
+                                ("deferred", Driver::flush_all(&u.domain))
+                            }
+                        };
+                        host.invalidate(&op).err().map(|e| {
+                            let m = format!(
+                                "the driver cannot invalidate after this unmap \
+                                 (software.unmap_invalidation is {what}): {e}"
+                            );
+                            (path(None), m)
+                        })
+                    }),
                 CpuOp::IommuInvalidate(v) => host.invalidate(v).err().map(|e| (path(None), e)),
                 _ => None,
             };

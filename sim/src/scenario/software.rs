@@ -22,6 +22,68 @@ pub struct Software {
     pub vfio_domains: Vec<String>,
     /// The CPU programs are the vCPUs of a KVM guest; `null`: they run on bare metal.
     pub kvm: Option<KvmSpec>,
+    /// What the IOMMU driver does about cached translations after `iommu_unmap` clears
+    /// a range's PTEs: nothing (`explicit`), a synchronous invalidation (`strict`), or a
+    /// flush queue (`deferred`), as Linux's `iommu.strict=1` / lazy DMA domains.
+    pub unmap_invalidation: UnmapInvalidation,
+}
+
+/// When the IOTLB learns of an unmap (Linux: `iommu.strict`, `CONFIG_IOMMU_DEFAULT_DMA_STRICT`
+/// / `_LAZY`, the DMA domain types `IOMMU_DOMAIN_DMA` and `IOMMU_DOMAIN_DMA_FQ`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnmapInvalidation {
+    /// `iommu_unmap` only clears PTEs; the program invalidates with `iommu_invalidate` when
+    /// it chooses to (or never: the device may go on using the stale IOTLB entry).
+    #[default]
+    Explicit,
+    /// Strict mode: `iommu_unmap` → `iommu_iotlb_sync` before it returns
+    /// (drivers/iommu/iommu.c `iommu_unmap`; VT-d `intel_iommu_tlb_sync` →
+    /// `cache_tag_flush_range`: a page-selective IOTLB descriptor, IH set as no table was
+    /// freed, and an invalidation wait; AMD-Vi `amd_iommu_iotlb_sync` →
+    /// `amd_iommu_domain_flush_pages`: INVALIDATE_IOMMU_PAGES and COMPLETION_WAIT). The CPU
+    /// that unmaps does it, in the same driver work.
+    Strict,
+    /// Lazy mode, a flush queue (drivers/iommu/dma-iommu.c `queue_iova`): the unmap clears
+    /// PTEs and queues the range; the domain's whole IOTLB is flushed (`fq_flush_iotlb` →
+    /// `flush_iotlb_all`) once `entries` ranges are queued, or when the timer started by
+    /// the first of them expires (`fq_flush_timeout`). Until then the device can still
+    /// reach the unmapped pages through the IOTLB.
+    Deferred(FlushQueueSpec),
+}
+
+/// Linux's flush-queue size, `IOVA_FQ_SIZE` (renamed `IOVA_DEFAULT_FQ_SIZE` in v6.7),
+/// drivers/iommu/dma-iommu.c.
+pub const IOVA_FQ_SIZE: u64 = 256;
+/// Linux's flush-queue timeout, `IOVA_FQ_TIMEOUT` = 10 ms (`IOVA_DEFAULT_FQ_TIMEOUT` since
+/// v6.7), drivers/iommu/dma-iommu.c, in ns.
+pub const IOVA_FQ_TIMEOUT_NS: u64 = 10_000_000;
+/// The largest queue Linux uses, `IOVA_SINGLE_FQ_SIZE` (one queue shared by all CPUs, for
+/// IOMMUs whose invalidation is expensive).
+pub const IOVA_SINGLE_FQ_SIZE: u64 = 32_768;
+/// The longest timeout Linux uses, `IOVA_SINGLE_FQ_TIMEOUT` = 1000 ms, in ns.
+pub const IOVA_SINGLE_FQ_TIMEOUT_NS: u64 = 1_000_000_000;
+
+/// A flush queue's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlushQueueSpec {
+    /// From the first range queued to the timer's flush (ns; Linux's `fq_timeout`).
+    pub window_ns: Bounded<1, IOVA_SINGLE_FQ_TIMEOUT_NS>,
+    /// Ranges queued that make the CPU queueing the last of them flush at once. The model
+    /// keeps one queue per domain (Linux's `IOMMU_DMA_OPTS_SINGLE_QUEUE`; its default has
+    /// one per CPU, the same with one CPU unmapping) and flushes when it holds `entries`
+    /// ranges, so 1 flushes after every unmap, domain-wide.
+    pub entries: Bounded<1, IOVA_SINGLE_FQ_SIZE>,
+}
+
+impl Default for FlushQueueSpec {
+    fn default() -> FlushQueueSpec {
+        FlushQueueSpec {
+            window_ns: Bounded(IOVA_FQ_TIMEOUT_NS),
+            entries: Bounded(IOVA_FQ_SIZE),
+        }
+    }
 }
 
 /// Which definition of the domain API's cache-coherency controls the host kernel has.

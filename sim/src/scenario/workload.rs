@@ -269,7 +269,8 @@ pub enum CpuOp {
     /// flushed when the platform's `flush_table_writes` says so. No invalidation is implied
     /// (with CAP.CM = 1 software must follow with `iommu_invalidate`).
     IommuMap(IommuMapOp),
-    /// The IOMMU driver clears the leaf entries of a range (no invalidation implied).
+    /// The IOMMU driver clears the leaf entries of a range; the invalidation that follows is
+    /// `software.unmap_invalidation`'s (none by default: the program invalidates itself).
     IommuUnmap(IommuUnmapOp),
     /// The IOMMU driver invalidates cached translations and waits for completion (queued:
     /// descriptors + invalidation wait; register-based: command + polling).

@@ -86,6 +86,7 @@ impl System {
             iommu_mem: Slab::default(),
             ref_memo: Default::default(),
             invalidation_lock: None,
+            unmap: super::cpu_iommu::UnmapWork::new(s.software.unmap_invalidation),
         };
         system.boot(&boot)?;
         Ok(system)

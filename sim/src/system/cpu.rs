@@ -9,14 +9,23 @@
 //! for it meanwhile. [`System::transfer_done`] (called where the `*_transfer` latencies are
 //! recorded) counts completions and schedules the sleeper's next step for the tick its
 //! count is reached; a count never reached leaves the run `stalled`.
+//!
+//! Host software can owe a CPU *driver jobs* (see `cpu_iommu.rs`): they run between program
+//! steps, before the next operation. One comes from an interrupt, the flush-queue timer:
+//! a CPU inside an instruction or driver work takes it at its next step (the invalidation
+//! path spins with interrupts off), but one in a `delay`, asleep in a `wait`, or done with
+//! its program takes it at once — its pending wake-up is marked stale, and when the jobs
+//! are done it resumes the rest of the delay, or the wait.
 
+use super::cpu_iommu::DriverJob;
 use super::{DownItem, Event, SimError, System, UpItem, HOST_BRIDGE};
 use crate::engine::EventQueue;
 use crate::scenario::{CpuOp, WaitOp};
 use crate::slab::Key;
 use bytes::Bytes;
-use model_core::{PhysAddr, Tick};
+use model_core::{PhysAddr, Span, Tick};
 use rand_xoshiro::rand_core::Rng;
+use std::collections::VecDeque;
 
 /// Cache line size: range operations proceed a line at a time.
 const LINE: u64 = cache::LINE_BYTES as u64;
@@ -36,6 +45,32 @@ pub(super) struct TransferWait {
     wake_at: Option<Tick>,
 }
 
+/// Where an interrupt found a CPU, to go back to when its driver jobs are done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Resume {
+    /// The rest of a `delay` (the delay is the program's own work: the handler's time adds
+    /// to it).
+    Delay(Span),
+    /// A `wait` for device transfers, taken up again from the start of its operation.
+    Transfers(TransferWait),
+}
+
+/// A CPU's driver jobs and what its interrupts need to know.
+#[derive(Debug, Clone, Default)]
+pub(super) struct CpuDriver {
+    /// Driver jobs owed before the next program step, in order.
+    pub(super) jobs: VecDeque<DriverJob>,
+    /// Where an interrupt left the program.
+    resume: Option<Resume>,
+    /// The end of the `delay` the CPU is in (its step is due then).
+    delay_end: Option<Tick>,
+    /// Wake-ups an interrupt superseded: the first step of this CPU at each such tick is
+    /// ignored (it was scheduled before any other step at that tick).
+    stale: Vec<Tick>,
+    /// The program is done and no step is due.
+    idle: bool,
+}
+
 impl System {
     /// A CPU takes its next step: one line of a range operation, or one whole operation.
     /// The core waits for what it must (loads, stores, fences, clflush, wbinvd: their
@@ -47,6 +82,15 @@ impl System {
         cpu: u16,
         q: &mut EventQueue<Event>,
     ) -> Result<(), SimError> {
+        let d = self.unmap.cpu(cpu);
+        if let Some(i) = d.stale.iter().position(|&t| t == now) {
+            d.stale.swap_remove(i);
+            return Ok(());
+        }
+        d.idle = false;
+        if d.delay_end == Some(now) {
+            d.delay_end = None;
+        }
         let c = &mut self.cpus[usize::from(cpu)];
         if c.wait.is_some() {
             return self.cpu_poll(now, cpu, q);
@@ -54,7 +98,24 @@ impl System {
         if c.host.is_some() {
             return self.host_step(now, cpu, q);
         }
+        if self.start_driver_job(now, cpu, q)? {
+            return Ok(());
+        }
+        match self.unmap.cpu(cpu).resume.take() {
+            Some(Resume::Delay(rest)) => {
+                let end = now + rest;
+                self.unmap.cpu(cpu).delay_end = Some(end);
+                self.horizon = self.horizon.max(end);
+                return Ok(q.schedule(end, Event::CpuStep { cpu })?);
+            }
+            Some(Resume::Transfers(w)) => {
+                self.cpus[usize::from(cpu)].transfers = Some(TransferWait { since: now, ..w });
+            }
+            None => {}
+        }
+        let c = &mut self.cpus[usize::from(cpu)];
         let Some(op) = c.ops.get(c.next).cloned() else {
+            self.unmap.cpu(cpu).idle = true;
             return Ok(());
         };
         if matches!(
@@ -71,7 +132,9 @@ impl System {
         let next = match op {
             CpuOp::Delay(d) => {
                 c.next += 1;
-                now + d.ns.span()
+                let end = now + d.ns.span();
+                self.unmap.cpu(cpu).delay_end = Some(end);
+                end
             }
             CpuOp::MmioWrite(w) => {
                 c.next += 1;
@@ -181,6 +244,49 @@ impl System {
                 wait.wake_at = None;
                 c.transfers = Some(wait);
             }
+        }
+        Ok(())
+    }
+
+    /// CPU `cpu` owes a driver job from an interrupt. Between program steps with no step due
+    /// — in a `delay`, asleep in a `wait`, done with its program — it takes it now; inside an
+    /// instruction or driver work, at its next step.
+    pub(super) fn take_interrupt(
+        &mut self,
+        now: Tick,
+        cpu: u16,
+        q: &mut EventQueue<Event>,
+    ) -> Result<(), SimError> {
+        let c = &mut self.cpus[usize::from(cpu)];
+        let d = self.unmap.cpu(cpu);
+        if c.wait.is_some() || c.host.is_some() || d.resume.is_some() {
+            return Ok(()); // busy in the driver, or already interrupted: a step is due
+        }
+        if let Some(end) = d.delay_end {
+            if end > now {
+                d.stale.push(end);
+                d.delay_end = None;
+                d.resume = Some(Resume::Delay(end.saturating_since(now)));
+                q.schedule(now, Event::CpuStep { cpu })?;
+            }
+            return Ok(());
+        }
+        if let Some(w) = c.transfers {
+            match w.wake_at {
+                Some(t) if t <= now => return Ok(()), // its wake-up is due now
+                Some(t) => d.stale.push(t),
+                None => {}
+            }
+            // The wait so far is stall time; it goes on from where the handler ends.
+            c.stats.stall += now.saturating_since(w.since);
+            c.transfers = None;
+            d.resume = Some(Resume::Transfers(TransferWait { wake_at: None, ..w }));
+            q.schedule(now, Event::CpuStep { cpu })?;
+            return Ok(());
+        }
+        if d.idle {
+            d.idle = false;
+            q.schedule(now, Event::CpuStep { cpu })?;
         }
         Ok(())
     }

@@ -3,11 +3,21 @@
 //! driver flushes, MMIO writes to the unit's registers, and waiting for an invalidation to
 //! complete — spinning on the invalidation-wait status word (queued) or polling the busy
 //! bit (register-based).
+//!
+//! After an `iommu_unmap` the driver may invalidate on its own (`software.unmap_invalidation`):
+//! in strict mode the unmapping CPU invalidates the range before going on; in deferred mode
+//! the range joins its domain's flush queue ([`UnmapPolicy`]), which the CPU that fills it
+//! flushes at once, and the flush-queue timer otherwise, as an interrupt of the CPU that
+//! queued the batch's first range (taken between its program steps; see `cpu.rs`). Either
+//! is a *driver job* the CPU owes before its next program step.
 
-use super::driver::Invalidation;
+use super::cpu::CpuDriver;
+use super::driver::{Driver, FlushCause, FlushRecord, Invalidation, UnmapPolicy};
 use super::{Event, SimError, System};
 use crate::engine::EventQueue;
-use crate::scenario::CpuOp;
+use crate::scenario::software::UnmapInvalidation;
+use crate::scenario::values::Bounded;
+use crate::scenario::{CpuOp, IommuInvalidateOp};
 use model_core::MemWrite;
 use model_core::{PhysAddr, Tick};
 use std::collections::VecDeque;
@@ -50,6 +60,63 @@ pub struct HostWork {
     wbinvds: VecDeque<(Tick, cache::CoreId)>,
     /// When the last of them is done.
     until: Tick,
+    /// An unmap the policy must follow up once its stores are done.
+    unmapped: Option<Unmapped>,
+}
+
+/// A range an `iommu_unmap` cleared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Unmapped {
+    domain: String,
+    iova: u64,
+    bytes: Bounded<1, { 1 << 46 }>,
+}
+
+/// Driver work a CPU owes before its next program step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum DriverJob {
+    /// Strict mode: invalidate the range an unmap just cleared (at `unmapped`), and wait.
+    Sync { range: Unmapped, unmapped: Tick },
+    /// Flush a domain's flush queue, if `batch` is still waiting, and wait.
+    Flush {
+        domain: String,
+        batch: u64,
+        cause: FlushCause,
+    },
+}
+
+/// Host software's invalidation after unmaps: the policy with its flush queues, and the
+/// driver jobs and interrupt state of each CPU.
+#[derive(Debug, Clone, Default)]
+pub(super) struct UnmapWork {
+    policy: UnmapPolicy,
+    /// By CPU index, grown on first use.
+    cpus: Vec<CpuDriver>,
+}
+
+impl UnmapWork {
+    /// The work `software.unmap_invalidation` asks for (none yet).
+    pub(super) fn new(policy: UnmapInvalidation) -> UnmapWork {
+        UnmapWork {
+            policy: UnmapPolicy::new(policy),
+            cpus: Vec::new(),
+        }
+    }
+
+    /// CPU `cpu`'s state.
+    pub(super) fn cpu(&mut self, cpu: u16) -> &mut CpuDriver {
+        let i = usize::from(cpu);
+        if self.cpus.len() <= i {
+            self.cpus.resize_with(i + 1, CpuDriver::default);
+        }
+        &mut self.cpus[i]
+    }
+
+    /// No range waits for a flush and no CPU owes a driver job: the run may end.
+    pub(super) fn is_idle(&self) -> bool {
+        self.policy.policy() == UnmapInvalidation::Explicit
+            || (self.policy.is_empty() && self.cpus.iter().all(|c| c.jobs.is_empty()))
+    }
 }
 
 impl HostWork {
@@ -94,24 +161,18 @@ impl System {
         op: &CpuOp,
         q: &mut EventQueue<Event>,
     ) -> Result<(), SimError> {
-        // Invalidations are serialised by the driver's queue lock (Linux qi_submit_sync and
-        // iommu_queue_command take a raw spinlock): another CPU's submission spins.
-        if matches!(op, CpuOp::IommuInvalidate(_)) {
-            match self.invalidation_lock {
-                Some(holder) if holder != cpu => {
-                    // Spin until the holder releases the lock (woken then, so a holder that
-                    // never finishes leaves a stalled run, not an endless spin).
-                    let c = &mut self.cpus[usize::from(cpu)];
-                    c.wait = Some(CpuWait::Lock);
-                    c.wait_since = now;
-                    return Ok(());
-                }
-                _ => self.invalidation_lock = Some(cpu),
-            }
-        }
         let name = self.cpus[usize::from(cpu)].name.clone();
         let index = self.cpus[usize::from(cpu)].next;
         let fail = |m: String| SimError::Iommu(format!("cpu \"{name}\", operation {index}: {m}"));
+        if let CpuOp::IommuInvalidate(i) = op {
+            if !self.take_invalidation_lock(now, cpu) {
+                return Ok(());
+            }
+            self.begin_invalidation(now, cpu, i, fail)?;
+            self.cpus[usize::from(cpu)].next += 1;
+            return self.host_step(now, cpu, q);
+        }
+        let explicit = self.unmap.policy.policy() == UnmapInvalidation::Explicit;
         let host = self.driver.as_mut().ok_or_else(|| {
             fail("an IOMMU operation needs platform.iommu.vtd or .amdvi".to_owned())
         })?;
@@ -129,35 +190,12 @@ impl System {
             CpuOp::IommuUnmap(u) => {
                 work.flush = u.flush.unwrap_or(work.flush);
                 host.unmap(&u.domain, u.iova.0, u.bytes.0, u.page.into(), &mut writes)
-                    .map_err(fail)?
-            }
-            CpuOp::IommuInvalidate(i) => {
-                work.flush = false; // descriptors are fetched snooped
-                match host.invalidate(i).map_err(fail)? {
-                    Invalidation::Queued {
-                        writes: w,
-                        doorbell,
-                        status,
-                        data,
-                        width,
-                    } => {
-                        writes = w;
-                        work.then = vec![doorbell];
-                        work.wait = Some(CpuWait::Memory {
-                            pa: status,
-                            data,
-                            width,
-                        });
-                    }
-                    Invalidation::Register {
-                        writes: regs,
-                        poll,
-                        busy,
-                    } => {
-                        work.then = regs;
-                        work.wait = Some(CpuWait::Register { offset: poll, busy });
-                    }
-                }
+                    .map_err(fail)?;
+                work.unmapped = (!explicit).then(|| Unmapped {
+                    domain: u.domain.clone(),
+                    iova: u.iova.0,
+                    bytes: u.bytes,
+                });
             }
             _ => return Err(fail("not an IOMMU operation".to_owned())),
         }
@@ -167,6 +205,181 @@ impl System {
         c.host = Some(work);
         c.wait_since = now;
         self.host_step(now, cpu, q)
+    }
+
+    /// Takes the driver's invalidation queue lock for `cpu`, or makes it spin for it: Linux's
+    /// qi_submit_sync and iommu_queue_command take a raw spinlock, so another CPU's
+    /// submission waits (woken at the release, so a holder that never finishes leaves a
+    /// stalled run, not an endless spin). The holder releases it when its wait ends.
+    fn take_invalidation_lock(&mut self, now: Tick, cpu: u16) -> bool {
+        match self.invalidation_lock {
+            Some(holder) if holder != cpu => {
+                let c = &mut self.cpus[usize::from(cpu)];
+                c.wait = Some(CpuWait::Lock);
+                c.wait_since = now;
+                false
+            }
+            _ => {
+                self.invalidation_lock = Some(cpu);
+                true
+            }
+        }
+    }
+
+    /// Makes the invalidation `op` the driver work of `cpu` (which holds the lock): the
+    /// descriptor or command stores, the doorbell, the wait.
+    fn begin_invalidation(
+        &mut self,
+        now: Tick,
+        cpu: u16,
+        op: &IommuInvalidateOp,
+        fail: impl Fn(String) -> SimError,
+    ) -> Result<(), SimError> {
+        let host = self.driver.as_mut().ok_or_else(|| {
+            fail("an IOMMU operation needs platform.iommu.vtd or .amdvi".to_owned())
+        })?;
+        // Descriptors are fetched snooped: no CLFLUSH.
+        let work = match host.invalidate(op).map_err(fail)? {
+            Invalidation::Queued {
+                writes,
+                doorbell,
+                status,
+                data,
+                width,
+            } => HostWork {
+                writes: writes.into(),
+                then: vec![doorbell],
+                wait: Some(CpuWait::Memory {
+                    pa: status,
+                    data,
+                    width,
+                }),
+                ..HostWork::default()
+            },
+            Invalidation::Register {
+                writes: regs,
+                poll,
+                busy,
+            } => HostWork {
+                then: regs,
+                wait: Some(CpuWait::Register { offset: poll, busy }),
+                ..HostWork::default()
+            },
+        };
+        let c = &mut self.cpus[usize::from(cpu)];
+        c.host = Some(work);
+        c.wait_since = now;
+        Ok(())
+    }
+
+    /// An unmap's stores are done on `cpu`: strict mode owes the range's invalidation
+    /// before the CPU goes on; deferred mode queues the range, arms the queue's timer if it
+    /// is the batch's first, and owes the flush at once if the queue is full.
+    fn unmapped(
+        &mut self,
+        now: Tick,
+        cpu: u16,
+        range: Unmapped,
+        q: &mut EventQueue<Event>,
+    ) -> Result<(), SimError> {
+        match self.unmap.policy.policy() {
+            UnmapInvalidation::Explicit => {}
+            UnmapInvalidation::Strict => {
+                let job = DriverJob::Sync {
+                    range,
+                    unmapped: now,
+                };
+                self.unmap.cpu(cpu).jobs.push_front(job);
+            }
+            UnmapInvalidation::Deferred(_) => {
+                let Some(queued) = self.unmap.policy.queue(now, &range.domain, cpu) else {
+                    return Ok(());
+                };
+                if let Some((timer, at)) = queued.arm {
+                    q.schedule(at, Event::FlushQueueTimer { timer })?;
+                }
+                if queued.full {
+                    let job = DriverJob::Flush {
+                        domain: range.domain,
+                        batch: queued.batch,
+                        cause: FlushCause::Full,
+                    };
+                    self.unmap.cpu(cpu).jobs.push_front(job);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A flush-queue timer expired: the CPU that queued the batch's first range owes its
+    /// flush and takes the interrupt as soon as it is between program steps.
+    pub(super) fn flush_queue_timer(
+        &mut self,
+        now: Tick,
+        timer: u64,
+        q: &mut EventQueue<Event>,
+    ) -> Result<(), SimError> {
+        let Some((domain, batch, cpu)) = self.unmap.policy.fired(timer) else {
+            return Ok(()); // cancelled: a flush emptied the queue first
+        };
+        self.unmap.cpu(cpu).jobs.push_back(DriverJob::Flush {
+            domain,
+            batch,
+            cause: FlushCause::Timer,
+        });
+        self.take_interrupt(now, cpu, q)
+    }
+
+    /// Starts the first driver job `cpu` owes (between program steps); false when it owes
+    /// none. A flush whose batch another flush already took is dropped.
+    pub(super) fn start_driver_job(
+        &mut self,
+        now: Tick,
+        cpu: u16,
+        q: &mut EventQueue<Event>,
+    ) -> Result<bool, SimError> {
+        let job = loop {
+            let Some(job) = self.unmap.cpu(cpu).jobs.front().cloned() else {
+                return Ok(false);
+            };
+            match &job {
+                DriverJob::Flush { domain, batch, .. }
+                    if !self.unmap.policy.owes(domain, *batch) =>
+                {
+                    self.unmap.cpu(cpu).jobs.pop_front();
+                }
+                _ => break job,
+            }
+        };
+        if !self.take_invalidation_lock(now, cpu) {
+            return Ok(true);
+        }
+        self.unmap.cpu(cpu).jobs.pop_front();
+        let name = self.cpus[usize::from(cpu)].name.clone();
+        let policy = &mut self.unmap.policy;
+        let (op, what) = match &job {
+            DriverJob::Sync { range, unmapped } => {
+                policy.synced(now, *unmapped, &range.domain, cpu);
+                let driver = self.driver.as_ref().ok_or(SimError::Invariant(
+                    "an unmap's invalidation without an IOMMU driver",
+                ))?;
+                let op = driver.unmap_sync(&range.domain, range.iova, range.bytes);
+                (op, "the strict invalidation after an iommu_unmap")
+            }
+            DriverJob::Flush { domain, cause, .. } => {
+                policy.take(now, domain, cpu, *cause);
+                (Driver::flush_all(domain), "a flush-queue flush")
+            }
+        };
+        let fail = |m: String| SimError::Iommu(format!("cpu \"{name}\", {what}: {m}"));
+        self.begin_invalidation(now, cpu, &op, fail)?;
+        self.host_step(now, cpu, q)?;
+        Ok(true)
+    }
+
+    /// Every invalidation the driver began on its own after unmaps, in order.
+    pub fn unmap_flushes(&self) -> &[FlushRecord] {
+        self.unmap.policy.log()
     }
 
     /// One step of driver work: a store, a CLFLUSH, the fence, or the MMIO writes.
@@ -217,6 +430,9 @@ impl System {
             if c.wait.is_none() {
                 c.stats.stall += now.saturating_since(c.wait_since);
                 q.schedule(now, Event::CpuStep { cpu })?;
+            }
+            if let Some(range) = work.unmapped {
+                self.unmapped(now, cpu, range, q)?;
             }
             return self.arm_mem_wake(q);
         };

@@ -6,8 +6,11 @@
 use super::amdvi_host::AmdviHost;
 use super::vtd_host::VtdHost;
 use crate::scenario::iommu::MappingSpec;
-use crate::scenario::{IommuInvalidateOp, Step};
-use model_core::{MemWrite, PhysAddr};
+use crate::scenario::software::{FlushQueueSpec, UnmapInvalidation};
+use crate::scenario::values::{Bounded, HexAddr};
+use crate::scenario::{InvalidateWhat, IommuInvalidateOp, Step};
+use model_core::{MemWrite, PhysAddr, Span, Tick};
+use std::collections::BTreeMap;
 use vtd::entry::PageSize;
 
 /// Most pages a scenario's drivers map (boot and run time together): each is a table write
@@ -121,6 +124,41 @@ impl Driver {
         }
     }
 
+    /// The invalidation strict mode issues after unmapping `bytes` at `iova` of `domain`,
+    /// before `iommu_unmap` returns: page-selective, for the range. VT-d
+    /// (`intel_iommu_tlb_sync` → `cache_tag_flush_range(.., ih)`) sets IH when no table page
+    /// was freed, as the modelled unmap never frees one; AMD-Vi's `build_inv_iommu_pages`
+    /// always sets PDE.
+    pub fn unmap_sync(
+        &self,
+        domain: &str,
+        iova: u64,
+        bytes: Bounded<1, { 1 << 46 }>,
+    ) -> IommuInvalidateOp {
+        IommuInvalidateOp {
+            what: InvalidateWhat::Iotlb,
+            domain: Some(domain.to_owned()),
+            iova: Some(HexAddr(iova)),
+            bytes: Some(bytes),
+            pasid: None,
+            leaf_only: matches!(self, Driver::Vtd(_)),
+        }
+    }
+
+    /// A flush queue's flush: the domain's whole IOTLB (dma-iommu.c `fq_flush_iotlb` →
+    /// `flush_iotlb_all`; VT-d `cache_tag_flush_all`: a domain-selective IOTLB descriptor;
+    /// AMD-Vi `amd_iommu_domain_flush_all`: INVALIDATE_IOMMU_PAGES of all pages, with PDE).
+    pub fn flush_all(domain: &str) -> IommuInvalidateOp {
+        IommuInvalidateOp {
+            what: InvalidateWhat::Iotlb,
+            domain: Some(domain.to_owned()),
+            iova: None,
+            bytes: None,
+            pasid: None,
+            leaf_only: false,
+        }
+    }
+
     /// The register writes of boot, in order.
     pub fn boot_registers(&self) -> Vec<(u32, u64)> {
         match self {
@@ -135,5 +173,185 @@ impl Driver {
             Driver::Vtd(h) => h.domain_id(name).is_some(),
             Driver::Amdvi(h) => h.has_domain(name),
         }
+    }
+}
+
+/// Why the driver invalidated after unmaps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushCause {
+    /// Strict mode: the unmap's own page-selective invalidation.
+    Strict,
+    /// A flush queue reached its `entries`.
+    Full,
+    /// A flush queue's timer expired.
+    Timer,
+}
+
+/// One invalidation the driver issued on its own after unmaps, as it began.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlushRecord {
+    /// Why.
+    pub cause: FlushCause,
+    /// The domain.
+    pub domain: String,
+    /// The CPU (program index) that did it.
+    pub cpu: u16,
+    /// Ranges it covers (1 for strict).
+    pub entries: u64,
+    /// When the first of them was queued (for strict: when its unmap finished).
+    pub first_queued: Tick,
+    /// When the CPU began writing the descriptors or commands.
+    pub started: Tick,
+}
+
+/// The timer of a flush queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Timer {
+    /// Not armed: the queue is empty, or was flushed since.
+    #[default]
+    Off,
+    /// Armed (`mod_timer`): its id and the CPU its handler runs on.
+    Armed { id: u64, cpu: u16 },
+    /// Expired; the flush is owed by the CPU it ran on (Linux's `fq_timer_on` stays set
+    /// until then, so no second timer is armed).
+    Fired,
+}
+
+/// One domain's flush queue.
+#[derive(Debug, Clone, Default)]
+struct FlushQueue {
+    /// Ranges unmapped and not yet flushed.
+    entries: u64,
+    /// When the first of them was queued.
+    first: Tick,
+    timer: Timer,
+    /// Incremented by every flush: a flush asked for an earlier batch finds nothing to do.
+    batch: u64,
+}
+
+/// What queueing an unmapped range asks of the system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Queued {
+    /// The batch the range joined.
+    pub batch: u64,
+    /// A timer to start: its id and when it expires.
+    pub arm: Option<(u64, Tick)>,
+    /// The queue is full: the CPU that queued flushes before going on.
+    pub full: bool,
+}
+
+/// The host's unmap policy (`software.unmap_invalidation`) and its flush queues. Pure
+/// state: the system asks it what to do at `now`, and runs the flushes on CPUs.
+#[derive(Debug, Clone, Default)]
+pub struct UnmapPolicy {
+    policy: UnmapInvalidation,
+    queues: BTreeMap<String, FlushQueue>,
+    next_timer: u64,
+    log: Vec<FlushRecord>,
+}
+
+impl UnmapPolicy {
+    /// The policy a scenario chose.
+    pub fn new(policy: UnmapInvalidation) -> UnmapPolicy {
+        UnmapPolicy {
+            policy,
+            ..UnmapPolicy::default()
+        }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> UnmapInvalidation {
+        self.policy
+    }
+
+    /// The flush queue's limits, in deferred mode.
+    fn spec(&self) -> Option<FlushQueueSpec> {
+        match self.policy {
+            UnmapInvalidation::Deferred(fq) => Some(fq),
+            _ => None,
+        }
+    }
+
+    /// CPU `cpu` queued a range of `domain` at `now` (deferred mode; `queue_iova`).
+    pub fn queue(&mut self, now: Tick, domain: &str, cpu: u16) -> Option<Queued> {
+        let spec = self.spec()?;
+        let q = self.queues.entry(domain.to_owned()).or_default();
+        if q.entries == 0 {
+            q.first = now;
+        }
+        q.entries += 1;
+        let arm = (q.timer == Timer::Off).then(|| {
+            self.next_timer += 1;
+            q.timer = Timer::Armed {
+                id: self.next_timer,
+                cpu,
+            };
+            (self.next_timer, now + Span::from_ns(spec.window_ns.0))
+        });
+        Some(Queued {
+            batch: q.batch,
+            arm,
+            full: q.entries >= spec.entries.0,
+        })
+    }
+
+    /// Timer `id` expired: the domain, batch and CPU whose flush it is, unless a flush
+    /// already emptied that queue (its timer is then forgotten).
+    pub fn fired(&mut self, id: u64) -> Option<(String, u64, u16)> {
+        self.queues.iter_mut().find_map(|(name, q)| match q.timer {
+            Timer::Armed { id: i, cpu } if i == id => {
+                q.timer = Timer::Fired;
+                Some((name.clone(), q.batch, cpu))
+            }
+            _ => None,
+        })
+    }
+
+    /// Whether a flush of `batch` of `domain` still has something to flush.
+    pub fn owes(&self, domain: &str, batch: u64) -> bool {
+        self.queues
+            .get(domain)
+            .is_some_and(|q| q.batch == batch && q.entries > 0)
+    }
+
+    /// CPU `cpu` begins flushing `domain` at `now` for `cause`: the queue empties (ranges
+    /// queued from now on wait for the next flush) and its timer is cancelled.
+    pub fn take(&mut self, now: Tick, domain: &str, cpu: u16, cause: FlushCause) {
+        let Some(q) = self.queues.get_mut(domain) else {
+            return;
+        };
+        self.log.push(FlushRecord {
+            cause,
+            domain: domain.to_owned(),
+            cpu,
+            entries: q.entries,
+            first_queued: q.first,
+            started: now,
+        });
+        q.entries = 0;
+        q.timer = Timer::Off;
+        q.batch += 1;
+    }
+
+    /// CPU `cpu` begins the strict invalidation of a range of `domain` unmapped at `unmapped`.
+    pub fn synced(&mut self, now: Tick, unmapped: Tick, domain: &str, cpu: u16) {
+        self.log.push(FlushRecord {
+            cause: FlushCause::Strict,
+            domain: domain.to_owned(),
+            cpu,
+            entries: 1,
+            first_queued: unmapped,
+            started: now,
+        });
+    }
+
+    /// No range waits for a flush.
+    pub fn is_empty(&self) -> bool {
+        self.queues.values().all(|q| q.entries == 0)
+    }
+
+    /// Every flush begun, in order.
+    pub fn log(&self) -> &[FlushRecord] {
+        &self.log
     }
 }

@@ -157,6 +157,12 @@ pub enum Event {
         /// The completion.
         cpl: Key,
     },
+    /// A flush queue's timer expires (deferred unmap invalidation; ignored when a flush
+    /// emptied the queue first).
+    FlushQueueTimer {
+        /// The timer's id.
+        timer: u64,
+    },
 }
 
 /// A broken simulator invariant; the run cannot continue.
@@ -415,6 +421,9 @@ pub struct System {
     ref_memo: RefMemo,
     /// The CPU holding the driver's invalidation queue lock.
     invalidation_lock: Option<u16>,
+    /// What host software owes the IOTLB after unmaps: flush queues, and driver jobs and
+    /// interrupts per CPU.
+    unmap: cpu_iommu::UnmapWork,
 }
 
 /// A CPU running its operation list.
@@ -546,6 +555,7 @@ impl Handler<Event> for System {
             Event::MemoryIn { req } => self.memory_in(now, req, q),
             Event::CompletionTx { req } => self.completion_tx(req, q),
             Event::CompletionIn { dev, cpl } => self.completion_in(now, dev, cpl, q),
+            Event::FlushQueueTimer { timer } => self.flush_queue_timer(now, timer, q),
         }
     }
 
@@ -557,6 +567,7 @@ impl Handler<Event> for System {
         self.reqs.is_empty()
             && self.cpls.is_empty()
             && self.iommu_mem.is_empty()
+            && self.unmap.is_idle()
             && self
                 .cpus
                 .iter()
