@@ -20,7 +20,8 @@
 //! - `dma_write_p50_ns`, `dma_write_p99_ns`, `dma_read_p50_ns`, `dma_read_p99_ns`: latency
 //!   percentiles with 1 decimal, empty when the variant has no sample of the class;
 //! - `throughput_gbps`: DMA payload GB/s (bytes per ns), 3 decimals;
-//! - `cpu_stall_ns`: CPU stall summed over cores, 1 decimal;
+//! - `cpu_stall_ns`: CPU stall summed over cores, 1 decimal; `cpu_flush_ns`: the part of
+//!   it spent in cache maintenance (flushes, fences, WBINVD), 1 decimal;
 //! - `clflush`, `clflushopt`, `clwb`, `wbinvd`: cache-maintenance instructions;
 //!   `wbinvd_emulated`, `wbinvd_ignored`: guest `WBINVD`s KVM emulated or made no-ops.
 //!
@@ -115,6 +116,10 @@ fn metric_columns() -> Vec<(String, Cell)> {
     columns.push((
         "cpu_stall_ns".to_owned(),
         Box::new(|v| fixed(v.cpu.stall_ns, 1)),
+    ));
+    columns.push((
+        "cpu_flush_ns".to_owned(),
+        Box::new(|v| fixed(v.cpu.flush_ns, 1)),
     ));
     columns.push((
         "clflush".to_owned(),

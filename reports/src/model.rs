@@ -347,8 +347,13 @@ pub struct CpuStats {
     pub clwb: u64,
     /// `WBINVD` instructions (instructions).
     pub wbinvd: u64,
-    /// Time cores spent stalled on memory and cache maintenance, summed over cores (ns).
+    /// Time cores spent stalled, summed over cores (ns): on memory, cache maintenance,
+    /// the IOMMU driver's waits and `wait`s for devices; a program's `delay` is not a stall.
     pub stall_ns: f64,
+    /// The part of `stall_ns` spent in cache maintenance: CLFLUSH, CLFLUSHOPT and CLWB
+    /// issue, fences, WBINVD / WBNOINVD and KVM's emulation of a guest WBINVD (ns).
+    #[serde(default)]
+    pub flush_ns: f64,
     /// Uncached stores to device registers (MMIO writes, doorbells).
     #[serde(default)]
     pub mmio_writes: u64,

@@ -338,8 +338,16 @@ fn render_counters(out: &mut String, v: &VariantReport) {
     let _ = writeln!(
         out,
         "cpu: loads {}, stores {}, mmio writes {}, clflush {}, clflushopt {}, clwb {}, wbinvd {}, \
-         stall {:.1} ns",
-        c.loads, c.stores, c.mmio_writes, c.clflush, c.clflushopt, c.clwb, c.wbinvd, c.stall_ns
+         stall {:.1} ns (cache maintenance {:.1} ns)",
+        c.loads,
+        c.stores,
+        c.mmio_writes,
+        c.clflush,
+        c.clflushopt,
+        c.clwb,
+        c.wbinvd,
+        c.stall_ns,
+        c.flush_ns
     );
     let s = &v.sim;
     let rate = s
@@ -443,6 +451,7 @@ fn compare_cpu(out: &mut String, rows: &[(String, &VariantReport)]) {
         ("clwb", Align::Right),
         ("wbinvd", Align::Right),
         ("stall ns", Align::Right),
+        ("flush ns", Align::Right),
     ]);
     for (label, v) in rows {
         let c = &v.cpu;
@@ -453,6 +462,7 @@ fn compare_cpu(out: &mut String, rows: &[(String, &VariantReport)]) {
             c.clwb.to_string(),
             c.wbinvd.to_string(),
             format!("{:.1}", c.stall_ns),
+            format!("{:.1}", c.flush_ns),
         ]);
     }
     out.push_str(&table.render("  "));

@@ -127,6 +127,7 @@ fn section_keys_are_exactly_the_documented_ones() {
             "clwb",
             "wbinvd",
             "stall_ns",
+            "flush_ns",
             "wbinvd_emulated",
             "wbinvd_ignored",
             "ipis"

@@ -217,6 +217,12 @@ fn cpu_stats(system: &System) -> CpuStats {
             .map(|c| c.stats.stall)
             .fold(Span::ZERO, |a, b| a + b)
             .as_ns_f64(),
+        flush_ns: system
+            .cpus
+            .iter()
+            .map(|c| c.stats.maintenance)
+            .fold(Span::ZERO, |a, b| a + b)
+            .as_ns_f64(),
         mmio_writes: sum(|c| c.mmio_writes),
         wbinvd_emulated: sum(|c| c.wbinvd_emulated),
         wbinvd_ignored: sum(|c| c.wbinvd_ignored),

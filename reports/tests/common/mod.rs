@@ -155,6 +155,7 @@ pub fn variant(name: &str, stop_reason: StopReason) -> VariantReport {
             mmio_writes: 2,
             wbinvd: 0,
             stall_ns: 1234.5,
+            flush_ns: 234.5,
             wbinvd_emulated: 0,
             wbinvd_ignored: 0,
             ipis: 0,

@@ -129,6 +129,19 @@ impl System {
         }
         let core = c.core;
         let cache_err = |e: cache::CacheError| SimError::Cache(e.to_string());
+        // A `delay` is the program's own work, not a stall; flushes, fences and WBINVD are
+        // also cache maintenance.
+        let stalls = !matches!(op, CpuOp::Delay(_));
+        let maintenance = matches!(
+            op,
+            CpuOp::Clflush(_)
+                | CpuOp::Clflushopt(_)
+                | CpuOp::Clwb(_)
+                | CpuOp::Sfence(_)
+                | CpuOp::Mfence(_)
+                | CpuOp::Wbinvd(_)
+                | CpuOp::Wbnoinvd(_)
+        );
         let next = match op {
             CpuOp::Delay(d) => {
                 c.next += 1;
@@ -197,7 +210,13 @@ impl System {
             | CpuOp::Wait(_) => now,
         };
         let c = &mut self.cpus[usize::from(cpu)];
-        c.stats.stall += next.saturating_since(now);
+        let took = next.saturating_since(now);
+        if stalls {
+            c.stats.stall += took;
+        }
+        if maintenance {
+            c.stats.maintenance += took;
+        }
         self.horizon = self.horizon.max(next);
         q.schedule(next, Event::CpuStep { cpu })?;
         self.arm_mem_wake(q)

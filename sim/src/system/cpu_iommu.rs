@@ -402,9 +402,12 @@ impl System {
                 work.wbinvds.pop_front();
                 let done = self.mem.wbinvd(now, pcpu).map_err(err)?;
                 work.until = work.until.max(done);
-                work.wbinvds
+                let next = work
+                    .wbinvds
                     .front()
-                    .map_or(work.until, |&(start, _)| start.max(now))
+                    .map_or(work.until, |&(start, _)| start.max(now));
+                c.stats.maintenance += next.saturating_since(now);
+                next
             }
         } else if let Some(pa) = work.flushing.take() {
             self.mem.clflush(now, core, pa).map_err(err)?

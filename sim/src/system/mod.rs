@@ -462,6 +462,8 @@ pub struct CpuCounters {
     pub mmio_writes: u64,
     /// Time the core waited for its operations.
     pub stall: Span,
+    /// Time in cache maintenance: flushes, fences, WBINVD (KVM's emulation included).
+    pub maintenance: Span,
     /// Guest WBINVDs KVM emulated.
     pub wbinvd_emulated: u64,
     /// Guest WBINVDs KVM ignored.
