@@ -410,7 +410,9 @@ impl System {
                 next
             }
         } else if let Some(pa) = work.flushing.take() {
-            self.mem.clflush(now, core, pa).map_err(err)?
+            let done = self.mem.clflush(now, core, pa).map_err(err)?;
+            c.stats.maintenance += done.saturating_since(now);
+            done
         } else if let Some(w) = work.writes.pop_front() {
             c.stats.stores += 1;
             if work.flush {
@@ -419,7 +421,9 @@ impl System {
             self.mem.store(now, core, w.pa, &w.bytes).map_err(err)?
         } else if work.flush && !work.fenced {
             work.fenced = true;
-            self.mem.mfence(now, core).map_err(err)?
+            let done = self.mem.mfence(now, core).map_err(err)?;
+            c.stats.maintenance += done.saturating_since(now);
+            done
         } else {
             // Posted MMIO writes to the unit, in order, after the stores.
             let work = c.host.take().unwrap_or_default();
