@@ -278,3 +278,66 @@ fn the_kvm_scenarios_tell_their_story() {
     assert_eq!(amd[0].corruption.total_events, 0);
     assert_eq!(amd[0].cpu.wbinvd_ignored, 1);
 }
+
+#[test]
+fn kvm_clears_the_dirty_mask_after_an_emulated_wbinvd() {
+    let sw = r#"{"semantics": "v5_19", "vfio_domains": ["guest"],
+                 "kvm": {"ran_on": {"cpu0": [0, 1]}}}"#;
+    let text = guest(&vtd(false, "legacy", "second_level"), sw)
+        .replace(r#"{"wbinvd": {}}"#, r#"{"wbinvd": {}}, {"wbinvd": {}}"#);
+    let v = run_text(&text);
+    assert_eq!(v[0].cpu.wbinvd_emulated, 2);
+    // The first flushes pCPUs 0 and 1 (one IPI); the second only the pCPU it runs on.
+    assert_eq!((v[0].cpu.wbinvd, v[0].cpu.ipis), (3, 1));
+}
+
+#[test]
+fn a_nested_domain_inherits_pgsnp_from_its_enforced_second_stage_parent() {
+    let iommu = r#"{"vtd": {"capabilities": {"snoop_control": true, "scalable_mode": true,
+            "second_level": true, "first_level": true, "nested": true, "pasid": true,
+            "pss": 19},
+        "mode": "scalable",
+        "domains": [
+          {"name": "s2", "id": 1, "mappings": [
+            {"iova": "0x20_0000", "pa": "0x20_0000", "bytes": 4096}]},
+          {"name": "guest", "id": 2, "kind": "nested", "parent": "s2", "mappings": [
+            {"iova": "0x20_0000", "pa": "0x20_0000", "bytes": 4096}]}],
+        "attach": [{"device": "nic", "domain": "guest"}]}}"#;
+    let sw = r#"{"semantics": "v5_19", "vfio_domains": ["s2"], "kvm": {}}"#;
+    let v = run_text(&guest(iommu, sw));
+    let h = host(&v[0]);
+    assert_eq!(h.domains[0].enforce, "succeeded");
+    assert_eq!(
+        h.domains[1].no_snoop,
+        "blocked: PGSNP from the second-stage parent"
+    );
+    assert_eq!((stale_reads(&v[0]), v[0].faults.count), (0, 0));
+    // Nested translation did not exist before v5.19.
+    let e = load_err(&guest(
+        iommu,
+        r#"{"semantics": "pre_v5_19", "vfio_domains": ["s2"]}"#,
+    ));
+    assert!(e.contains("platform.iommu.vtd.domains[1].kind"), "{e}");
+}
+
+#[test]
+fn before_v5_19_a_scalable_mode_unit_counts_as_snooping_and_pgsnp_blocks_no_snoop() {
+    // v5.13-v5.18: domain_update_iommu_snooping skips scalable-mode units, so VFIO maps
+    // with IOMMU_CACHE, KVM is never told, and PGSNP on the unmanaged domain keeps the
+    // guest clean although the unit lacks ECAP.SC.
+    let v = run_text(&guest(&vtd(false, "scalable", "second_level"), VFIO_PRE));
+    let h = host(&v[0]);
+    assert_eq!(h.domains[0].no_snoop, "blocked: PGSNP in the PASID entry");
+    assert!(!h.kvm.as_ref().unwrap().noncoherent_dma);
+    assert_eq!((stale_reads(&v[0]), v[0].faults.count), (0, 0));
+}
+
+#[test]
+fn amdvi_per_mapping_fc_is_not_a_domain_api_policy() {
+    let iommu = AMDVI.replace(
+        r#"{"amdvi": {"#,
+        r#"{"amdvi": {"force_coherent": "per_mapping","#,
+    );
+    let e = load_err(&guest(&iommu, VFIO_V5_19));
+    assert!(e.contains("platform.iommu.amdvi.force_coherent"), "{e}");
+}

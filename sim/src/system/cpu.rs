@@ -69,6 +69,9 @@ pub(super) struct CpuDriver {
     stale: Vec<Tick>,
     /// The program is done and no step is due.
     idle: bool,
+    /// KVM's `wbinvd_dirty_mask` of this vCPU, once its first WBINVD was emulated (before
+    /// that, the scenario's `ran_on`).
+    pub(super) wbinvd_dirty: Option<std::collections::BTreeSet<u16>>,
 }
 
 impl System {

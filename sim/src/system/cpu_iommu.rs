@@ -284,6 +284,15 @@ impl System {
     ) -> Result<(), SimError> {
         match self.unmap.policy.policy() {
             UnmapInvalidation::Explicit => {}
+            // VFIO's domains are never lazy: `vfio_unmap_unpin` syncs the IOTLB before it
+            // unpins the pages (only DMA-API domains of type DMA_FQ queue).
+            UnmapInvalidation::Deferred(_) if self.software.is_vfio(&range.domain) => {
+                let job = DriverJob::Sync {
+                    range,
+                    unmapped: now,
+                };
+                self.unmap.cpu(cpu).jobs.push_front(job);
+            }
             UnmapInvalidation::Strict => {
                 let job = DriverJob::Sync {
                     range,
@@ -343,9 +352,11 @@ impl System {
                 return Ok(false);
             };
             match &job {
-                DriverJob::Flush { domain, batch, .. }
-                    if !self.unmap.policy.owes(domain, *batch) =>
-                {
+                DriverJob::Flush {
+                    domain,
+                    batch,
+                    cause,
+                } if !self.unmap.policy.owes(domain, *batch, *cause) => {
                     self.unmap.cpu(cpu).jobs.pop_front();
                 }
                 _ => break job,

@@ -74,8 +74,6 @@ struct ApiDomain {
     /// The leaves of this domain can carry the vendor's snoop bit (second-level VT-d, or
     /// AMD-Vi paged).
     leaf_bit: bool,
-    /// A first-level or nested VT-d domain: snooping is forced by PGSNP, not by a leaf.
-    pgsnp_domain: bool,
     /// The parent of a nested domain, whose enforcement its children inherit.
     parent: Option<String>,
 }
@@ -165,6 +163,13 @@ impl DomainApi {
                              false and say IOMMU_CACHE with cache",
                         ));
                     }
+                    if semantics == Semantics::PreV5_19 && d.kind == DomainKind::Nested {
+                        return Err(at(
+                            here(&[k("kind")]),
+                            "nested translation came with iommufd (v6.7), after v5.19: use \
+                             software.semantics \"v5_19\"",
+                        ));
+                    }
                     if owner == Owner::Vfio && d.kind == DomainKind::PassThrough {
                         return Err(at(
                             here(&[k("kind")]),
@@ -180,10 +185,6 @@ impl DomainApi {
                             enforce: Enforce::NotCalled,
                             vfio_cache: true,
                             leaf_bit: d.kind == DomainKind::SecondLevel,
-                            pgsnp_domain: matches!(
-                                d.kind,
-                                DomainKind::FirstLevel | DomainKind::Nested
-                            ),
                             parent: d.parent.clone(),
                         },
                     );
@@ -198,6 +199,14 @@ impl DomainApi {
                         vec![k("platform"), k("iommu"), k("amdvi"), k("force_coherent")],
                         "\"enforced_domains\" sets FC where enforce_cache_coherency() succeeded, \
                          which needs software.semantics \"v5_19\"",
+                    ));
+                }
+                if api && a.force_coherent == FcPolicy::PerMapping {
+                    return Err(at(
+                        vec![k("platform"), k("iommu"), k("amdvi"), k("force_coherent")],
+                        "with the domain API the driver decides FC (Linux: \"every_mapping\"; \
+                         \"enforced_domains\" for FC only where enforcement succeeded); \
+                         \"per_mapping\" is for scenarios without software.semantics",
                     ));
                 }
                 for (i, d) in a.domains.iter().enumerate() {
@@ -224,7 +233,6 @@ impl DomainApi {
                             enforce: Enforce::NotCalled,
                             vfio_cache: true,
                             leaf_bit: d.kind == AmdDomainKind::Paged,
-                            pgsnp_domain: false,
                             parent: None,
                         },
                     );
@@ -258,18 +266,14 @@ impl DomainApi {
     /// VFIO's `vfio_iommu_type1_attach_group` for each of its domains, before any map.
     fn allocate_vfio_domains(&mut self) {
         let unit = self.unit;
+        let snooping = self.pre_v5_19_snooping();
         let semantics = self.semantics;
         for d in self.domains.values_mut().filter(|d| d.owner == Owner::Vfio) {
             match semantics {
                 Semantics::None => {}
                 // IOMMU_CAP_CACHE_COHERENCY: VT-d's `domain_update_iommu_snooping`, AMD-Vi
                 // always.
-                Semantics::PreV5_19 => {
-                    d.vfio_cache = match unit {
-                        Unit::Vtd { snoop_control, .. } => snoop_control,
-                        _ => true,
-                    }
-                }
+                Semantics::PreV5_19 => d.vfio_cache = snooping,
                 Semantics::V5_19 => {
                     d.enforce = match unit {
                         Unit::Vtd {
@@ -296,18 +300,31 @@ impl DomainApi {
         match self.semantics {
             Semantics::None => false,
             // "we always set PASID-table-entry.PGSNP bit if the domain is managed outside
-            // (UNMANAGED)" (intel_pasid_setup_second_level / _first_level, v5.15-v5.18).
+            // (UNMANAGED)" (intel_pasid_setup_second_level / domain_setup_first_level,
+            // v5.13-v5.18, commit 6c00612d0cba).
             Semantics::PreV5_19 => d.owner == Owner::Vfio,
-            // First-level domains: `intel_pasid_setup_page_snoop_control`; nested ones take
-            // it from their second-stage parent (`intel_pasid_setup_nested`).
-            Semantics::V5_19 => {
-                let from = match (&d.parent, d.pgsnp_domain) {
-                    (Some(p), true) => self.domains.get(p),
-                    (None, true) => Some(d),
-                    _ => None,
-                };
-                from.is_some_and(|d| d.enforce == Enforce::Succeeded)
-            }
+            // A nested domain's PASID entry takes PGSNP from its second-stage parent
+            // (`intel_pasid_setup_nested`), which the driver reads from the parent's own
+            // flag: its own stays clear.
+            Semantics::V5_19 if d.parent.is_some() => false,
+            // First-level domains: `domain_setup_first_level` /
+            // `intel_pasid_setup_page_snoop_control`; second-level ones in scalable mode as
+            // `intel_pasid_setup_second_level` does for a force-snooping domain (so nested
+            // children inherit it).
+            Semantics::V5_19 => d.enforce == Enforce::Succeeded,
+        }
+    }
+
+    /// Whether the domain's units snoop on IOMMU_CACHE maps before v5.19
+    /// (`domain_update_iommu_snooping`: in v5.13-v5.18 a unit in scalable mode counts as
+    /// snooping, since the driver sets PGSNP for unmanaged domains; otherwise ECAP.SC).
+    fn pre_v5_19_snooping(&self) -> bool {
+        match self.unit {
+            Unit::Vtd {
+                snoop_control,
+                scalable,
+            } => snoop_control || scalable,
+            _ => true,
         }
     }
 
@@ -327,9 +344,9 @@ impl DomainApi {
             m.cache
         };
         match self.unit {
-            Unit::Vtd { snoop_control, .. } => {
+            Unit::Vtd { .. } => {
                 m.snp = match self.semantics {
-                    Semantics::PreV5_19 => cache && snoop_control,
+                    Semantics::PreV5_19 => cache && self.pre_v5_19_snooping(),
                     _ => d.enforce == Enforce::Succeeded,
                 };
             }
@@ -373,6 +390,13 @@ impl DomainApi {
             IommuSpec::None { .. } => {}
         }
         iommu
+    }
+
+    /// Whether VFIO owns the domain.
+    pub fn is_vfio(&self, name: &str) -> bool {
+        self.domains
+            .get(name)
+            .is_some_and(|d| d.owner == Owner::Vfio)
     }
 
     /// KVM emulates the guest's WBINVD (non-coherent DMA is registered).
@@ -473,7 +497,13 @@ impl DomainApi {
                 noncoherent_dma: false,
                 wbinvd: "no-op".to_owned(),
                 reason: self.untold().unwrap_or_else(|| {
-                    "every VFIO domain blocks No Snoop, so KVM may ignore WBINVD".to_owned()
+                    if self.domains.values().any(|d| d.owner == Owner::Vfio) {
+                        "every VFIO domain blocks No Snoop, so KVM may ignore WBINVD"
+                    } else {
+                        "no device is passed through with VFIO: KVM has no non-coherent DMA \
+                         to register"
+                    }
+                    .to_owned()
                 }),
             },
         });
@@ -512,7 +542,11 @@ impl DomainApi {
             page_bytes: None,
         };
         let m = self.mapping(name, &probe);
+        let parent_pgsnp = d.parent.as_deref().is_some_and(|p| self.pgsnp(p));
         match self.unit {
+            Unit::Vtd { .. } if parent_pgsnp => {
+                "blocked: PGSNP from the second-stage parent".to_owned()
+            }
             Unit::Vtd { .. } if !d.leaf_bit => "passes: no leaf snoop bit, no PGSNP".to_owned(),
             Unit::Vtd { .. } if m.snp => match (self.semantics, d.owner) {
                 (Semantics::PreV5_19, Owner::DmaApi) => {
@@ -521,9 +555,6 @@ impl DomainApi {
                 _ => "blocked: SNP on every leaf".to_owned(),
             },
             Unit::Vtd { .. } => "passes: no SNP".to_owned(),
-            Unit::Amdvi {
-                fc: FcPolicy::PerMapping,
-            } => "as each mapping's fc says".to_owned(),
             Unit::Amdvi { .. } if m.fc => "blocked: FC on every leaf".to_owned(),
             Unit::Amdvi { .. } => "passes: no FC".to_owned(),
             Unit::None => "passes: no IOMMU".to_owned(),

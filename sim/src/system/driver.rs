@@ -217,16 +217,24 @@ enum Timer {
     Fired,
 }
 
-/// One domain's flush queue.
+/// One domain's flush queue: dma-iommu's per-CPU rings of one domain (cookie) and the
+/// cookie's one timer.
 #[derive(Debug, Clone, Default)]
 struct FlushQueue {
-    /// Ranges unmapped and not yet flushed.
-    entries: u64,
+    /// Ranges unmapped and not yet freed, in each CPU's ring.
+    per_cpu: BTreeMap<u16, u64>,
     /// When the first of them was queued.
     first: Tick,
     timer: Timer,
-    /// Incremented by every flush: a flush asked for an earlier batch finds nothing to do.
+    /// Incremented by every flush: a full-ring flush asked for an earlier batch finds
+    /// nothing to do.
     batch: u64,
+}
+
+impl FlushQueue {
+    fn entries(&self) -> u64 {
+        self.per_cpu.values().sum()
+    }
 }
 
 /// What queueing an unmapped range asks of the system.
@@ -272,14 +280,19 @@ impl UnmapPolicy {
         }
     }
 
-    /// CPU `cpu` queued a range of `domain` at `now` (deferred mode; `queue_iova`).
+    /// CPU `cpu` queued a range of `domain` at `now` (deferred mode; `queue_iova`). Each
+    /// CPU's ring has `entries` slots and holds `entries − 1` ranges (`fq_full`): a range
+    /// that finds its CPU's ring full makes that CPU flush the domain first, and then
+    /// stays queued itself. The cookie's timer is armed if it is not already.
     pub fn queue(&mut self, now: Tick, domain: &str, cpu: u16) -> Option<Queued> {
         let spec = self.spec()?;
         let q = self.queues.entry(domain.to_owned()).or_default();
-        if q.entries == 0 {
+        if q.entries() == 0 {
             q.first = now;
         }
-        q.entries += 1;
+        let mine = q.per_cpu.entry(cpu).or_default();
+        let full = *mine + 1 >= spec.entries.0;
+        *mine += 1;
         let arm = (q.timer == Timer::Off).then(|| {
             self.next_timer += 1;
             q.timer = Timer::Armed {
@@ -291,12 +304,12 @@ impl UnmapPolicy {
         Some(Queued {
             batch: q.batch,
             arm,
-            full: q.entries >= spec.entries.0,
+            full,
         })
     }
 
-    /// Timer `id` expired: the domain, batch and CPU whose flush it is, unless a flush
-    /// already emptied that queue (its timer is then forgotten).
+    /// Timer `id` expired: the domain, batch and CPU whose flush it is. Linux's
+    /// `fq_flush_timeout` flushes whether or not anything is queued.
     pub fn fired(&mut self, id: u64) -> Option<(String, u64, u16)> {
         self.queues.iter_mut().find_map(|(name, q)| match q.timer {
             Timer::Armed { id: i, cpu } if i == id => {
@@ -307,15 +320,21 @@ impl UnmapPolicy {
         })
     }
 
-    /// Whether a flush of `batch` of `domain` still has something to flush.
-    pub fn owes(&self, domain: &str, batch: u64) -> bool {
-        self.queues
-            .get(domain)
-            .is_some_and(|q| q.batch == batch && q.entries > 0)
+    /// Whether a flush of `batch` of `domain` for `cause` is still to be done: a timer's
+    /// always is; a full ring's is unless another flush came first.
+    pub fn owes(&self, domain: &str, batch: u64, cause: FlushCause) -> bool {
+        cause == FlushCause::Timer
+            || self
+                .queues
+                .get(domain)
+                .is_some_and(|q| q.batch == batch && q.entries() > 0)
     }
 
-    /// CPU `cpu` begins flushing `domain` at `now` for `cause`: the queue empties (ranges
-    /// queued from now on wait for the next flush) and its timer is cancelled.
+    /// CPU `cpu` begins flushing `domain` at `now` for `cause`. The flush covers every
+    /// range unmapped so far; the rings then hold nothing, except that after a full-ring
+    /// flush the range that found the ring full is added to it (`queue_iova` flushes,
+    /// then adds). A timer's flush disarms the timer (`fq_timer_on` = 0); a full ring's
+    /// leaves it running.
     pub fn take(&mut self, now: Tick, domain: &str, cpu: u16, cause: FlushCause) {
         let Some(q) = self.queues.get_mut(domain) else {
             return;
@@ -324,12 +343,20 @@ impl UnmapPolicy {
             cause,
             domain: domain.to_owned(),
             cpu,
-            entries: q.entries,
+            entries: q.entries(),
             first_queued: q.first,
             started: now,
         });
-        q.entries = 0;
-        q.timer = Timer::Off;
+        let kept =
+            u64::from(cause == FlushCause::Full && q.per_cpu.get(&cpu).is_some_and(|&n| n > 0));
+        q.per_cpu.clear();
+        if kept > 0 {
+            q.per_cpu.insert(cpu, kept);
+            q.first = now;
+        }
+        if cause == FlushCause::Timer {
+            q.timer = Timer::Off;
+        }
         q.batch += 1;
     }
 
@@ -347,7 +374,7 @@ impl UnmapPolicy {
 
     /// No range waits for a flush.
     pub fn is_empty(&self) -> bool {
-        self.queues.values().all(|q| q.entries == 0)
+        self.queues.values().all(|q| q.entries() == 0)
     }
 
     /// Every flush begun, in order.

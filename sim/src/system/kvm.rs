@@ -5,8 +5,10 @@
 //!   skipped — the guest pays the exit and re-entry and its caches keep every line.
 //! - Non-coherent DMA registered, with WBINVD exiting: the current pCPU joins the vCPU's
 //!   `wbinvd_dirty_mask` (every pCPU it ran on since its last WBINVD, which
-//!   `kvm_arch_vcpu_load` adds to on migration) and WBINVD runs on each of them, remote ones
-//!   by IPI; the vCPU resumes when the last is done (`wbinvd_on_cpus_mask` waits).
+//!   `kvm_arch_vcpu_load` adds to on migration; the scenario's `ran_on` seeds it) and
+//!   WBINVD runs on each of them, remote ones by IPI; the vCPU resumes when the last is
+//!   done (`on_each_cpu_mask(..., wait = 1)`), and the mask is cleared. vCPUs do not
+//!   migrate during a run.
 
 use super::cpu_iommu::HostWork;
 use super::System;
@@ -30,11 +32,19 @@ impl System {
         }
         let start = now + exit;
         let remote_start = start + kvm.ipi_ns.span();
-        let mut mask: BTreeSet<u16> = kvm
+        let seed: BTreeSet<u16> = kvm
             .ran_on
             .get(&c.name)
             .map(|v| v.iter().map(|p| p.0 as u16).collect())
             .unwrap_or_default();
+        // The mask is cleared after the flush (`cpumask_clear`); the vCPU keeps running
+        // here, so its next WBINVD finds only this pCPU (it is added again at the exit).
+        let mut mask = self
+            .unmap
+            .cpu(cpu)
+            .wbinvd_dirty
+            .replace(BTreeSet::new())
+            .unwrap_or(seed);
         mask.remove(&core.0);
         let ipis = mask.len() as u64;
         let work = HostWork::wbinvds(
