@@ -255,7 +255,9 @@ pub enum CpuOp {
     Wbinvd(Empty),
     /// WBNOINVD: write back every cache, keeping the lines.
     Wbnoinvd(Empty),
-    /// An uncached store to a device register: a downstream posted memory write.
+    /// An uncached store to a device register: a downstream posted memory write (also
+    /// spelled `doorbell`).
+    #[serde(alias = "doorbell")]
     MmioWrite(MmioWriteOp),
     /// Nothing for a while.
     Delay(DelayOp),
@@ -267,10 +269,13 @@ pub enum CpuOp {
     Wait(WaitOp),
     /// The IOMMU driver maps a range into a domain: table writes through the caches, each
     /// flushed when the platform's `flush_table_writes` says so. No invalidation is implied
-    /// (with CAP.CM = 1 software must follow with `iommu_invalidate`).
+    /// (with CAP.CM = 1 software must follow with `iommu_invalidate`). Also spelled `map`.
+    #[serde(alias = "map")]
     IommuMap(IommuMapOp),
     /// The IOMMU driver clears the leaf entries of a range; the invalidation that follows is
     /// `software.unmap_invalidation`'s (none by default: the program invalidates itself).
+    /// Also spelled `unmap`.
+    #[serde(alias = "unmap")]
     IommuUnmap(IommuUnmapOp),
     /// The IOMMU driver invalidates cached translations and waits for completion (queued:
     /// descriptors + invalidation wait; register-based: command + polling).
@@ -515,5 +520,20 @@ mod tests {
         assert!(e.contains("multiple of the stride"), "{e}");
         let e = stream(r#", "stride_bytes": 128, "wrap_bytes": 1024"#).unwrap_err();
         assert!(e.contains("no longer than the stride"), "{e}");
+    }
+
+    #[test]
+    fn the_issue_s_operation_names_are_accepted_as_aliases() {
+        let op: CpuOp =
+            serde_json::from_str(r#"{"doorbell": {"device": "nic", "offset": "0x8"}}"#).unwrap();
+        assert!(matches!(op, CpuOp::MmioWrite(ref w) if w.offset.0 == 8));
+        // Written back under the canonical name.
+        assert!(serde_json::to_string(&op)
+            .unwrap()
+            .starts_with(r#"{"mmio_write""#));
+        let op: CpuOp =
+            serde_json::from_str(r#"{"unmap": {"domain": "d", "iova": "0x1000", "bytes": 4096}}"#)
+                .unwrap();
+        assert!(matches!(op, CpuOp::IommuUnmap(_)));
     }
 }
