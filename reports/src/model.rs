@@ -326,6 +326,8 @@ pub struct UnitStats {
     pub walks: u64,
     /// Requests it blocked (requests).
     pub faults: u64,
+    /// Invalidation requests it accepted (requests).
+    pub invalidations: u64,
 }
 
 /// Hits and misses of one named IOMMU cache.

@@ -323,8 +323,15 @@ fn render_counters(out: &mut String, v: &VariantReport) {
     for u in &i.units {
         let _ = writeln!(
             out,
-            "  {}: translations {}, iotlb hits {}, misses {}, walks {}, faults {}",
-            u.name, u.translations, u.iotlb_hits, u.iotlb_misses, u.walks, u.faults
+            "  {}: translations {}, iotlb hits {}, misses {}, walks {}, faults {}, \
+             invalidations {}",
+            u.name,
+            u.translations,
+            u.iotlb_hits,
+            u.iotlb_misses,
+            u.walks,
+            u.faults,
+            u.invalidations
         );
     }
     if i.merged_walks > 0 || !i.caches.is_empty() {

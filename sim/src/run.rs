@@ -205,6 +205,7 @@ fn iommu_stats(system: &System) -> IommuStats {
                 iotlb_misses: a.iotlb.misses,
                 walks: a.walks,
                 faults: u.faults,
+                invalidations: a.invalidations,
             })
             .collect()
     } else {

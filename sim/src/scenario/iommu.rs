@@ -198,8 +198,9 @@ impl VtdSpec {
         Ok(units)
     }
 
-    /// Unit `i`'s capabilities: its fields over the platform's, validated. A field the
-    /// unit does not set is blamed on the platform's `capabilities`.
+    /// Unit `i`'s capabilities: its fields over the platform's, validated. A refusal is
+    /// blamed on the unit's field, unless the platform's own value is wrong and the unit
+    /// keeps it.
     fn unit_capabilities(
         &self,
         i: usize,
@@ -235,10 +236,16 @@ impl VtdSpec {
                 (own(field.as_deref().unwrap_or("")), msg)
             })?;
         caps.validate().map_err(|e| {
-            let path = if u.capabilities.contains_key(e.field) {
-                own(e.field)
-            } else {
+            // The platform's value, when it is wrong by itself and the unit keeps it.
+            let platform_wrong = !u.capabilities.contains_key(e.field)
+                && self
+                    .capabilities
+                    .validate()
+                    .is_err_and(|p| p.field == e.field);
+            let path = if platform_wrong {
                 vtd_at(&[step("capabilities"), step(e.field)])
+            } else {
+                own(e.field)
             };
             (path, format!("{}: {}", u.name, e.message))
         })?;

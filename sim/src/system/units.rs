@@ -6,7 +6,9 @@
 //! `attach[]` entries attach in list order. Those without `after_maps` attach first (VFIO
 //! attaches the container's first groups, then `enforce_cache_coherency()` and the maps of
 //! the guest's memory follow); the `after_maps` entries join once the boot mappings exist
-//! (a group added to the container's existing domain later).
+//! (a group added to the container's existing domain later). The order decides what the
+//! API decides; the boot's table writes keep their own order (every domain's tables, then
+//! the context entries), all of them done before the workload starts.
 //!
 //! - Before v5.19 nothing refuses the join. `intel_iommu_map` decided SNP per map from the
 //!   domain's `iommu_snooping`, which this model computes over the units attached when the
@@ -136,7 +138,9 @@ impl DomainApi {
                     at([steps, vec![Step::Index(i), k("device")]].concat(), m)
                 })?;
                 if let Some(d) = self.domains.get_mut(name) {
-                    d.refused.push(why);
+                    if !d.refused.contains(&why) {
+                        d.refused.push(why);
+                    }
                 }
                 self.attach.redirects.push(Redirect {
                     entry: i,
