@@ -44,7 +44,7 @@ pub use model::{
     hex_address, ChainStep, ClassCount, Corruption, CpuStats, DevicePcieStats, DomainDecision,
     Explanation, FaultLogStats, FaultRecord, Faults, HostReport, IommuStats, KvmDecision,
     LatencySummary, LinkDirectionStats, NamedCacheStats, PcieStats, Report, SimStats, StopReason,
-    Throughput, VariantReport,
+    Throughput, UnitStats, VariantReport,
 };
 pub use text::{render_json, render_text};
 pub use write::{write_atomic, write_report_json, WriteError};

@@ -305,6 +305,29 @@ pub struct IommuStats {
     /// Invalidation requests the IOMMU accepted: queued descriptors and commands fetched,
     /// register commands written (requests).
     pub invalidations: u64,
+    /// With several remapping units (the counters above are their sums): each unit's own
+    /// counters, in platform order; omitted with one unit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub units: Vec<UnitStats>,
+}
+
+/// One remapping unit's counters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UnitStats {
+    /// The unit's name (`dmar0`).
+    pub name: String,
+    /// Translation requests from the devices in its scope (requests).
+    pub translations: u64,
+    /// IOTLB lookups that hit (lookups).
+    pub iotlb_hits: u64,
+    /// IOTLB lookups that missed (lookups).
+    pub iotlb_misses: u64,
+    /// Page walks started (walks).
+    pub walks: u64,
+    /// Requests it blocked (requests).
+    pub faults: u64,
+    /// Invalidation requests it accepted (requests).
+    pub invalidations: u64,
 }
 
 /// Hits and misses of one named IOMMU cache.
@@ -394,6 +417,10 @@ pub struct DomainDecision {
     pub enforce: String,
     /// What happens to a request with No Snoop set, and which bit does it.
     pub no_snoop: String,
+    /// Devices whose attachment the domain refused, and why (`nic (dmar1: ECAP.SC = 0)`:
+    /// an enforced domain and a unit without snoop control); omitted when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<String>,
 }
 
 /// What KVM knows about the guest's DMA and does with its `WBINVD`.

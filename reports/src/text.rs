@@ -97,6 +97,14 @@ fn render_host(out: &mut String, v: &VariantReport) {
         ]);
     }
     out.push_str(&table.render("  "));
+    for d in h.domains.iter().filter(|d| !d.refused.is_empty()) {
+        let _ = writeln!(
+            out,
+            "  {} refused to attach: {}",
+            d.name,
+            d.refused.join(", ")
+        );
+    }
     if let Some(k) = &h.kvm {
         let c = &v.cpu;
         let _ = writeln!(
@@ -312,6 +320,20 @@ fn render_counters(out: &mut String, v: &VariantReport) {
          walks {}, walk memory reads {}",
         i.kind, i.translations, i.iotlb_hits, i.iotlb_misses, i.walks, i.walk_memory_reads
     );
+    for u in &i.units {
+        let _ = writeln!(
+            out,
+            "  {}: translations {}, iotlb hits {}, misses {}, walks {}, faults {}, \
+             invalidations {}",
+            u.name,
+            u.translations,
+            u.iotlb_hits,
+            u.iotlb_misses,
+            u.walks,
+            u.faults,
+            u.invalidations
+        );
+    }
     if i.merged_walks > 0 || !i.caches.is_empty() {
         let caches: Vec<String> = i
             .caches

@@ -214,3 +214,54 @@ fn throughput_is_bytes_per_ns_and_zero_without_time() {
     assert_eq!(empty.gbps, 0.0);
     assert_eq!(empty.percent_of_limit(), None);
 }
+
+#[test]
+fn several_units_add_a_units_list_and_a_refusing_domain_lists_its_refusals() {
+    let mut variant = common::variant("two-units", StopReason::Completed);
+    variant.iommu.units = vec![reports::UnitStats {
+        name: "dmar1".to_owned(),
+        translations: 16,
+        iotlb_hits: 8,
+        iotlb_misses: 1,
+        walks: 1,
+        faults: 0,
+        invalidations: 2,
+    }];
+    variant.host = Some(reports::HostReport {
+        semantics: "v5_19".to_owned(),
+        domains: vec![reports::DomainDecision {
+            name: "guest".to_owned(),
+            owner: "vfio".to_owned(),
+            enforce: "succeeded".to_owned(),
+            no_snoop: "blocked: SNP on every leaf".to_owned(),
+            refused: vec!["nic (dmar1: ECAP.SC = 0)".to_owned()],
+        }],
+        kvm: None,
+    });
+    let json = serde_json::to_value(common::report(vec![variant])).expect("serializes");
+    let v = &json["variants"][0];
+    assert!(keys(&v["iommu"]).contains("units"));
+    assert_eq!(
+        keys(&v["iommu"]["units"][0]),
+        set(&[
+            "name",
+            "translations",
+            "iotlb_hits",
+            "iotlb_misses",
+            "walks",
+            "faults",
+            "invalidations"
+        ])
+    );
+    assert_eq!(
+        keys(&v["host"]["domains"][0]),
+        set(&["name", "owner", "enforce", "no_snoop", "refused"])
+    );
+    assert_eq!(
+        v["host"]["domains"][0]["refused"][0],
+        "nic (dmar1: ECAP.SC = 0)"
+    );
+    // One unit and no refusal: neither key appears (the shape of every earlier report).
+    let plain = sample_json();
+    assert!(!keys(&plain["variants"][0]["iommu"]).contains("units"));
+}

@@ -7,7 +7,7 @@ use model_core::{Span, Tick};
 use rayon::prelude::*;
 use reports::{
     CpuStats, DevicePcieStats, FaultLogStats, Faults, IommuStats, LinkDirectionStats,
-    NamedCacheStats, PcieStats, Report, SimStats, Throughput, VariantReport,
+    NamedCacheStats, PcieStats, Report, SimStats, Throughput, UnitStats, VariantReport,
 };
 use std::time::Instant;
 
@@ -171,31 +171,67 @@ fn pcie_stats(system: &System, end: Tick) -> PcieStats {
 }
 
 fn iommu_stats(system: &System) -> IommuStats {
-    let a = system.iommu.agent_ref().stats();
-    IommuStats {
-        kind: system.iommu.kind().to_owned(),
-        translations: system.translations,
-        iotlb_hits: a.iotlb.hits,
-        iotlb_misses: a.iotlb.misses,
-        walks: a.walks,
-        walk_memory_reads: a.walk_memory_reads,
-        merged_walks: a.merged,
-        caches: a
-            .caches
-            .iter()
-            .map(|(name, c)| NamedCacheStats {
+    // Summed over the units; caches by name, in the first unit's order (every unit of a
+    // platform is of one kind and lists the same caches).
+    let all: Vec<_> = system
+        .units
+        .iter()
+        .map(|u| u.iommu.agent_ref().stats())
+        .collect();
+    let sum = |f: fn(&model_core::AgentStats) -> u64| all.iter().map(f).sum::<u64>();
+    let mut caches: Vec<NamedCacheStats> = Vec::new();
+    for (name, c) in all.iter().flat_map(|a| a.caches.iter()) {
+        match caches.iter_mut().find(|x| x.name == *name) {
+            Some(x) => {
+                x.hits += c.hits;
+                x.misses += c.misses;
+            }
+            None => caches.push(NamedCacheStats {
                 name: (*name).to_owned(),
                 hits: c.hits,
                 misses: c.misses,
+            }),
+        }
+    }
+    let units = if system.units.len() > 1 {
+        system
+            .units
+            .iter()
+            .zip(&all)
+            .map(|(u, a)| UnitStats {
+                name: u.name.clone(),
+                translations: u.translations,
+                iotlb_hits: a.iotlb.hits,
+                iotlb_misses: a.iotlb.misses,
+                walks: a.walks,
+                faults: u.faults,
+                invalidations: a.invalidations,
             })
-            .collect(),
+            .collect()
+    } else {
+        Vec::new()
+    };
+    IommuStats {
+        kind: system
+            .units
+            .first()
+            .map_or("none", |u| u.iommu.kind())
+            .to_owned(),
+        translations: system.translations,
+        iotlb_hits: sum(|a| a.iotlb.hits),
+        iotlb_misses: sum(|a| a.iotlb.misses),
+        walks: sum(|a| a.walks),
+        walk_memory_reads: sum(|a| a.walk_memory_reads),
+        merged_walks: sum(|a| a.merged),
+        caches,
         fault_log: FaultLogStats {
-            logged: a.faults_logged,
-            collapsed: a.faults_collapsed,
-            overflowed: a.faults_overflowed,
-            suppressed: a.faults_suppressed,
+            logged: sum(|a| a.faults_logged),
+            collapsed: sum(|a| a.faults_collapsed),
+            overflowed: sum(|a| a.faults_overflowed),
+            suppressed: sum(|a| a.faults_suppressed),
         },
-        invalidations: a.invalidations,
+        invalidations: sum(|a| a.invalidations),
+        units,
     }
 }
 

@@ -22,6 +22,7 @@ const SUITE: &[&str] = &[
     "kvm-vtd-no-snoop-control",
     "kvm-amdvi-fc",
     "amdvi-in-kernel-fc-cost",
+    "mixed-unit-domain",
     "vtd-noncoherent-walk-stale-pte",
     "deferred-invalidation-window",
     "bench-stream",
@@ -240,6 +241,25 @@ fn amdvi_in_kernel_fc_cost() {
             "{class}"
         );
     }
+}
+
+#[test]
+fn mixed_unit_domain() {
+    let v = golden("mixed-unit-domain");
+    let pre = variant(&v, &[("software.semantics", "pre_v5_19")]);
+    // The boot leaves' SNP faults on the unit without snoop control, and the map made
+    // after it joined lacks SNP: the other device's No-Snoop write goes stale.
+    assert!(pre.faults.count > 0);
+    assert!(pre.corruption.stale_cpu_read.events > 0);
+    let post = variant(&v, &[("software.semantics", "v5_19")]);
+    assert_eq!((total(post), post.faults.count), (0, 0));
+    let host = post.host.as_ref().unwrap();
+    assert!(
+        host.domains.iter().any(|d| !d.refused.is_empty()),
+        "{host:?}"
+    );
+    assert!(host.kvm.as_ref().unwrap().noncoherent_dma);
+    assert_eq!(post.cpu.wbinvd_emulated, 1);
 }
 
 #[test]

@@ -145,6 +145,7 @@ pub fn variant(name: &str, stop_reason: StopReason) -> VariantReport {
                 suppressed: 0,
             },
             invalidations: 3,
+            units: Vec::new(),
         },
         cpu: CpuStats {
             loads: 5000,

@@ -200,7 +200,8 @@ fn check_iommu(s: &Scenario) -> Result<(), (Vec<Step>, String)> {
     let api = DomainApi::new(s).map_err(|e| (e.steps, e.message))?;
     let (mut host, vendor) = match &api.apply(&s.platform.iommu) {
         IommuSpec::Vtd(spec) => {
-            let (host, _) = VtdHost::boot(spec, &devices()).map_err(|e| (e.steps, e.message))?;
+            let names: Vec<_> = s.devices.iter().map(|d| (d.name.clone(), d.bdf)).collect();
+            let (host, _) = VtdHost::boot(spec, &names).map_err(|e| (e.steps, e.message))?;
             (Some(Driver::Vtd(host)), "vtd")
         }
         IommuSpec::Amdvi(spec) => {
@@ -272,12 +273,19 @@ fn check_iommu(s: &Scenario) -> Result<(), (Vec<Step>, String)> {
                             .to_owned(),
                     ))
                 }
-                CpuOp::IommuMap(m) => host
-                    .map(&m.domain, &api.mapping(&m.domain, &m.mapping), &mut writes)
+                CpuOp::IommuMap(m) => api
+                    .map(host, &m.domain, &m.mapping, &mut writes)
                     .err()
                     .map(|e| (path(Some("mapping")), e)),
-                CpuOp::IommuUnmap(u) => host
-                    .unmap(&u.domain, u.iova.0, u.bytes.0, u.page.into(), &mut writes)
+                CpuOp::IommuUnmap(u) => api
+                    .unmap(
+                        host,
+                        &u.domain,
+                        u.iova.0,
+                        u.bytes.0,
+                        u.page.into(),
+                        &mut writes,
+                    )
                     .err()
                     .map(|e| (path(None), e))
                     .or_else(|| {
@@ -291,7 +299,7 @@ fn check_iommu(s: &Scenario) -> Result<(), (Vec<Step>, String)> {
                                 ("deferred", Driver::flush_all(&u.domain))
                             }
                         };
-                        host.invalidate(&op).err().map(|e| {
+                        api.invalidate(host, &op).err().map(|e| {
                             let m = format!(
                                 "the driver cannot invalidate after this unmap \
                                  (software.unmap_invalidation is {what}): {e}"
@@ -299,7 +307,7 @@ fn check_iommu(s: &Scenario) -> Result<(), (Vec<Step>, String)> {
                             (path(None), m)
                         })
                     }),
-                CpuOp::IommuInvalidate(v) => host.invalidate(v).err().map(|e| (path(None), e)),
+                CpuOp::IommuInvalidate(v) => api.invalidate(host, v).err().map(|e| (path(None), e)),
                 _ => None,
             };
             if let Some(e) = refused {

@@ -8,17 +8,29 @@
 //! only when ECAP.C is clear), programs RTADDR, enables queued invalidation and turns
 //! translation on. Mappings may change at run time through CPU program operations
 //! (`iommu_map`, `iommu_unmap`, `iommu_invalidate`).
+//!
+//! A platform may have several remapping units (`units`: the DRHD structures of the ACPI
+//! DMAR table), each with its own capabilities and device scope; without `units` it has
+//! one, "dmar0", with every device behind it.
 
 use super::values::{Bounded, HexAddr};
+use super::Step;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 /// An Intel VT-d unit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VtdSpec {
-    /// CAP/ECAP and the host address width.
+    /// CAP/ECAP and the host address width; with `units`, the values each unit's
+    /// `capabilities` is merged over.
     #[serde(default)]
     pub capabilities: vtd::regs::Capabilities,
+    /// The remapping units (DMAR DRHDs) and the devices behind each (its device scope);
+    /// absent: one unit, "dmar0", with `capabilities` and every device. Timing, caches,
+    /// walk slots, table mode and invalidation interface are the same for every unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub units: Option<Vec<UnitSpec>>,
     /// Legacy (root → context → second level) or scalable mode (root → context → PASID
     /// directory → PASID entry → first/second level). Scalable needs
     /// `capabilities.scalable_mode`.
@@ -56,6 +68,189 @@ pub struct VtdSpec {
 
 fn default_walks() -> Bounded<1, 64> {
     Bounded(4)
+}
+
+/// Most remapping units a platform may have.
+pub const MAX_UNITS: usize = 32;
+
+/// One remapping unit (a DRHD of the ACPI DMAR table, VT-d §8.3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnitSpec {
+    /// Name, for reports ("dmar0", "dmar1", ...).
+    pub name: String,
+    /// The fields of `vtd::regs::Capabilities` in which this unit differs from the
+    /// platform's `capabilities` (merged over them, field by field).
+    #[serde(default)]
+    pub capabilities: Map<String, Value>,
+    /// The devices (scenario names) whose requests this unit translates (its device scope).
+    #[serde(default)]
+    pub devices: Vec<String>,
+}
+
+/// A unit with its capabilities resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VtdUnit {
+    /// Name.
+    pub name: String,
+    /// CAP/ECAP: the unit's fields merged over the platform's.
+    pub capabilities: vtd::regs::Capabilities,
+    /// Its device scope, by device name.
+    pub devices: Vec<String>,
+}
+
+/// A problem in `units`, with its path in the scenario.
+pub type UnitError = (Vec<Step>, String);
+
+fn step(s: &str) -> Step {
+    Step::Key(s.to_owned())
+}
+
+/// `platform.iommu.vtd` + `rest`.
+fn vtd_at(rest: &[Step]) -> Vec<Step> {
+    let mut v = vec![step("platform"), step("iommu"), step("vtd")];
+    v.extend_from_slice(rest);
+    v
+}
+
+impl VtdSpec {
+    /// The units, in order, with their capabilities merged and validated; `devices` are
+    /// the scenario's device names in scenario order, each of which must be in exactly one
+    /// unit's scope.
+    pub fn units(&self, devices: &[&str]) -> Result<Vec<VtdUnit>, UnitError> {
+        let Some(list) = &self.units else {
+            self.capabilities.validate().map_err(|e| {
+                (
+                    vtd_at(&[step("capabilities"), step(e.field)]),
+                    e.message.to_string(),
+                )
+            })?;
+            return Ok(vec![VtdUnit {
+                name: "dmar0".to_owned(),
+                capabilities: self.capabilities.clone(),
+                devices: devices.iter().map(|d| (*d).to_owned()).collect(),
+            }]);
+        };
+        let here = |i: usize, rest: &[Step]| {
+            let mut p = vec![step("units"), Step::Index(i)];
+            p.extend_from_slice(rest);
+            vtd_at(&p)
+        };
+        if list.is_empty() || list.len() > MAX_UNITS {
+            return Err((
+                vtd_at(&[step("units")]),
+                format!(
+                    "{} units: expected 1 to {MAX_UNITS} (or leave units out for one unit with \
+                     every device)",
+                    list.len()
+                ),
+            ));
+        }
+        let mut units: Vec<VtdUnit> = Vec::with_capacity(list.len());
+        // Which unit's scope holds each device, and where it is listed.
+        let mut scope: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
+        for (i, u) in list.iter().enumerate() {
+            if u.name.trim().is_empty() {
+                return Err((here(i, &[step("name")]), "the name is empty".to_owned()));
+            }
+            if let Some(j) = units.iter().position(|v| v.name == u.name) {
+                return Err((
+                    here(i, &[step("name")]),
+                    format!("unit name \"{}\" is already used by units[{j}]", u.name),
+                ));
+            }
+            for (j, d) in u.devices.iter().enumerate() {
+                if !devices.contains(&d.as_str()) {
+                    return Err((
+                        here(i, &[step("devices"), Step::Index(j)]),
+                        format!("no device is named \"{d}\""),
+                    ));
+                }
+                if let Some((a, b)) = scope.insert(d.as_str(), (i, j)) {
+                    return Err((
+                        here(i, &[step("devices"), Step::Index(j)]),
+                        format!(
+                            "device \"{d}\" is already in the scope of \"{}\" \
+                             (units[{a}].devices[{b}]): a device sits behind exactly one unit",
+                            list[a].name
+                        ),
+                    ));
+                }
+            }
+            units.push(VtdUnit {
+                name: u.name.clone(),
+                capabilities: self.unit_capabilities(i, u)?,
+                devices: u.devices.clone(),
+            });
+        }
+        if let Some(k) = devices.iter().position(|d| !scope.contains_key(d)) {
+            let names: Vec<String> = units.iter().map(|u| format!("\"{}\"", u.name)).collect();
+            return Err((
+                vec![step("devices"), Step::Index(k), step("name")],
+                format!(
+                    "device \"{}\" is in no remapping unit's device scope: list it in the \
+                     devices of one of platform.iommu.vtd.units ({})",
+                    devices[k],
+                    names.join(", ")
+                ),
+            ));
+        }
+        Ok(units)
+    }
+
+    /// Unit `i`'s capabilities: its fields over the platform's, validated. A refusal is
+    /// blamed on the unit's field, unless the platform's own value is wrong and the unit
+    /// keeps it.
+    fn unit_capabilities(
+        &self,
+        i: usize,
+        u: &UnitSpec,
+    ) -> Result<vtd::regs::Capabilities, UnitError> {
+        let own = |field: &str| {
+            let mut p = vec![step("units"), Step::Index(i), step("capabilities")];
+            if !field.is_empty() {
+                p.push(step(field));
+            }
+            vtd_at(&p)
+        };
+        let mut merged = match serde_json::to_value(&self.capabilities) {
+            Ok(Value::Object(m)) => m,
+            _ => {
+                return Err((
+                    own(""),
+                    "internal error: capabilities do not encode".to_owned(),
+                ))
+            }
+        };
+        merged.extend(u.capabilities.clone());
+        let caps: vtd::regs::Capabilities = serde_path_to_error::deserialize(Value::Object(merged))
+            .map_err(|e| {
+                let field = e.path().iter().next().map(|s| s.to_string());
+                let msg = e.inner().to_string();
+                // An unknown field has no path of its own: serde names it in the message.
+                let field = field.or_else(|| {
+                    msg.strip_prefix("unknown field `")
+                        .and_then(|r| r.split('`').next())
+                        .map(str::to_owned)
+                });
+                (own(field.as_deref().unwrap_or("")), msg)
+            })?;
+        caps.validate().map_err(|e| {
+            // The platform's value, when it is wrong by itself and the unit keeps it.
+            let platform_wrong = !u.capabilities.contains_key(e.field)
+                && self
+                    .capabilities
+                    .validate()
+                    .is_err_and(|p| p.field == e.field);
+            let path = if platform_wrong {
+                vtd_at(&[step("capabilities"), step(e.field)])
+            } else {
+                own(e.field)
+            };
+            (path, format!("{}: {}", u.name, e.message))
+        })?;
+        Ok(caps)
+    }
 }
 
 /// Table format.
@@ -327,6 +522,12 @@ pub struct AttachSpec {
     /// Scalable mode: further PASIDs and their domains (sets PASIDE).
     #[serde(default)]
     pub pasids: Vec<PasidAttachSpec>,
+    /// With `software.semantics`: the device joins its domains after the boot mappings
+    /// were made (VFIO attaches a second group to a container's existing domain), so the
+    /// domain API decided those mappings without its unit. Entries without it attach
+    /// first, in list order, and the boot mappings follow them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub after_maps: bool,
 }
 
 /// One PASID of a device (scalable mode).

@@ -2,10 +2,10 @@
 
 use super::amdvi_host::AmdviHost;
 use super::domain_api::DomainApi;
-use super::driver::Driver;
+use super::driver::{Driver, UnitId};
 use super::vtd_host::VtdHost;
 use super::{
-    mmio_largest, CpuCounters, CpuProgram, Device, Iommu, SimError, System, DMA_READ,
+    mmio_largest, CpuCounters, CpuProgram, Device, Iommu, IommuUnit, SimError, System, DMA_READ,
     DMA_READ_TRANSFER, DMA_WRITE, DMA_WRITE_TRANSFER, HOST_BRIDGE, TRANSLATION,
 };
 use crate::check::Checker;
@@ -47,11 +47,22 @@ impl System {
                 e.message
             ))
         })?;
-        let (iommu, driver, boot) = iommu(s, &software.apply(&s.platform.iommu))?;
+        let (units, driver, boot) = iommu(s, &software.apply(&s.platform.iommu))?;
+        let scope = s
+            .devices
+            .iter()
+            .map(|d| match &driver {
+                Some(Driver::Vtd(h)) => h.unit_of(&d.name).ok_or_else(|| {
+                    SimError::Config(format!("device \"{}\" is in no unit's scope", d.name))
+                }),
+                _ => Ok(UnitId(0)),
+            })
+            .collect::<Result<_, _>>()?;
         let mut system = System {
             devices,
             rc,
-            iommu,
+            units,
+            scope,
             driver,
             software,
             boot_done: Tick::ZERO,
@@ -104,9 +115,8 @@ impl System {
             .as_ref()
             .map(|h| h.boot_registers())
             .unwrap_or_default();
-        for (offset, value) in regs {
-            self.iommu
-                .agent()
+        for (unit, offset, value) in regs {
+            self.unit(unit)?
                 .register_write(t, offset, value)
                 .map_err(|e| SimError::Iommu(e.to_string()))?;
         }
@@ -144,19 +154,22 @@ fn root_complex(p: &Platform) -> Result<(RootComplexConfig, ClockDomain), SimErr
     Ok((rc, clock))
 }
 
-/// The IOMMU, its driver, and the driver's boot-time table writes.
-fn iommu(
-    s: &Scenario,
-    spec: &IommuSpec,
-) -> Result<(Iommu, Option<Driver>, Vec<MemWrite>), SimError> {
+/// The IOMMU units, their driver, and the driver's boot-time table writes.
+type IommuParts = (Vec<IommuUnit>, Option<Driver>, Vec<MemWrite>);
+
+/// Builds the IOMMU units and their driver.
+fn iommu(s: &Scenario, spec: &IommuSpec) -> Result<IommuParts, SimError> {
     match spec {
         IommuSpec::None { latency_ns } => Ok((
-            Iommu::None(IdentityTranslation::new(latency_ns.span())),
+            vec![IommuUnit::new(
+                "none",
+                Iommu::None(IdentityTranslation::new(latency_ns.span())),
+            )],
             None,
             Vec::new(),
         )),
         IommuSpec::Vtd(spec) => {
-            let names = s.devices.iter().map(|d| (d.name.clone(), d.bdf)).collect();
+            let names: Vec<_> = s.devices.iter().map(|d| (d.name.clone(), d.bdf)).collect();
             let (host, writes) = VtdHost::boot(spec, &names).map_err(|e| {
                 SimError::Config(format!(
                     "{}: {}",
@@ -172,8 +185,8 @@ fn iommu(
                 sets: g.sets.0 as usize,
                 ways: g.ways.0 as usize,
             };
-            let cfg = vtd::VtdConfig {
-                caps: spec.capabilities.clone(),
+            let cfg = |caps: &vtd::regs::Capabilities| vtd::VtdConfig {
+                caps: caps.clone(),
                 caches: vtd::CacheConfig {
                     iotlb: geometry(&c.iotlb),
                     iotlb_split_by_size: c.iotlb_split_by_size,
@@ -190,9 +203,15 @@ fn iommu(
                 },
                 max_walks: spec.max_walks.0 as u16,
             };
-            let unit = vtd::Vtd::new(cfg)
-                .map_err(|e| SimError::Config(format!("platform.iommu.vtd.{e}")))?;
-            Ok((Iommu::Vtd(Box::new(unit)), Some(Driver::Vtd(host)), writes))
+            // One unit per DRHD: its own registers, caches, walks and fault log; the same
+            // timing and cache shapes.
+            let mut units = Vec::new();
+            for (name, caps) in host.unit_names().into_iter().zip(host.unit_capabilities()) {
+                let unit = vtd::Vtd::new(cfg(&caps))
+                    .map_err(|e| SimError::Config(format!("platform.iommu.vtd.{e}")))?;
+                units.push(IommuUnit::new(name, Iommu::Vtd(Box::new(unit))));
+            }
+            Ok((units, Some(Driver::Vtd(host)), writes))
         }
         IommuSpec::Amdvi(spec) => {
             let names = s.devices.iter().map(|d| (d.name.clone(), d.bdf)).collect();
@@ -227,7 +246,7 @@ fn iommu(
             let unit = amdvi::Amdvi::new(cfg)
                 .map_err(|e| SimError::Config(format!("platform.iommu.amdvi.{e}")))?;
             Ok((
-                Iommu::Amdvi(Box::new(unit)),
+                vec![IommuUnit::new("amdvi", Iommu::Amdvi(Box::new(unit)))],
                 Some(Driver::Amdvi(host)),
                 writes,
             ))

@@ -12,7 +12,7 @@
 //! is a *driver job* the CPU owes before its next program step.
 
 use super::cpu::CpuDriver;
-use super::driver::{Driver, FlushCause, FlushRecord, Invalidation, UnmapPolicy};
+use super::driver::{Driver, FlushCause, FlushRecord, Invalidation, UnitId, UnmapPolicy};
 use super::{Event, SimError, System};
 use crate::engine::EventQueue;
 use crate::scenario::software::UnmapInvalidation;
@@ -36,8 +36,10 @@ pub enum CpuWait {
     },
     /// The driver's invalidation queue lock to be released.
     Lock,
-    /// Register `offset` to read with `busy` clear.
+    /// Register `offset` of unit `unit` to read with `busy` clear.
     Register {
+        /// The unit.
+        unit: UnitId,
         /// Register offset.
         offset: u32,
         /// Busy bit(s).
@@ -53,9 +55,12 @@ pub struct HostWork {
     /// The line just stored, to CLFLUSH next.
     flushing: Option<PhysAddr>,
     fenced: bool,
-    /// Register writes once the stores are done (and the wait that follows them).
+    /// Register writes to `unit` once the stores are done (and the wait that follows them).
     then: Vec<(u32, u64)>,
+    unit: UnitId,
     wait: Option<CpuWait>,
+    /// Invalidations for further units, each started when the previous one's wait ends.
+    rest: VecDeque<(UnitId, Invalidation)>,
     /// KVM's emulated WBINVD: each pCPU's WBINVD and when it starts, in start order.
     wbinvds: VecDeque<(Tick, cache::CoreId)>,
     /// When the last of them is done.
@@ -120,6 +125,45 @@ impl UnmapWork {
 }
 
 impl HostWork {
+    /// One unit's invalidation: its descriptor stores, then its doorbell and the wait on
+    /// the status word; or its register writes, then polling the busy bit. `rest` follow.
+    fn invalidation(
+        (unit, inv): (UnitId, Invalidation),
+        rest: VecDeque<(UnitId, Invalidation)>,
+    ) -> HostWork {
+        let mut work = HostWork {
+            unit,
+            rest,
+            ..HostWork::default()
+        };
+        match inv {
+            Invalidation::Queued {
+                writes,
+                doorbell,
+                status,
+                data,
+                width,
+            } => {
+                work.writes = writes.into();
+                work.then = vec![doorbell];
+                work.wait = Some(CpuWait::Memory {
+                    pa: status,
+                    data,
+                    width,
+                });
+            }
+            Invalidation::Register { writes, poll, busy } => {
+                work.then = writes;
+                work.wait = Some(CpuWait::Register {
+                    unit,
+                    offset: poll,
+                    busy,
+                });
+            }
+        }
+        work
+    }
+
     /// WBINVD on each `(start, pCPU)`, in start order; done when all are (as
     /// `wbinvd_on_cpus_mask` waits for every IPI's handler).
     pub(super) fn wbinvds(list: impl IntoIterator<Item = (Tick, cache::CoreId)>) -> HostWork {
@@ -181,16 +225,24 @@ impl System {
             ..HostWork::default()
         };
         let mut writes = Vec::new();
+        let api = &self.software;
         match op {
             CpuOp::IommuMap(m) => {
                 work.flush = m.flush.unwrap_or(work.flush);
-                let mapping = self.software.mapping(&m.domain, &m.mapping);
-                host.map(&m.domain, &mapping, &mut writes).map_err(fail)?
+                api.map(host, &m.domain, &m.mapping, &mut writes)
+                    .map_err(fail)?
             }
             CpuOp::IommuUnmap(u) => {
                 work.flush = u.flush.unwrap_or(work.flush);
-                host.unmap(&u.domain, u.iova.0, u.bytes.0, u.page.into(), &mut writes)
-                    .map_err(fail)?;
+                api.unmap(
+                    host,
+                    &u.domain,
+                    u.iova.0,
+                    u.bytes.0,
+                    u.page.into(),
+                    &mut writes,
+                )
+                .map_err(fail)?;
                 work.unmapped = (!explicit).then(|| Unmapped {
                     domain: u.domain.clone(),
                     iova: u.iova.0,
@@ -238,34 +290,13 @@ impl System {
         let host = self.driver.as_mut().ok_or_else(|| {
             fail("an IOMMU operation needs platform.iommu.vtd or .amdvi".to_owned())
         })?;
-        // Descriptors are fetched snooped: no CLFLUSH.
-        let work = match host.invalidate(op).map_err(fail)? {
-            Invalidation::Queued {
-                writes,
-                doorbell,
-                status,
-                data,
-                width,
-            } => HostWork {
-                writes: writes.into(),
-                then: vec![doorbell],
-                wait: Some(CpuWait::Memory {
-                    pa: status,
-                    data,
-                    width,
-                }),
-                ..HostWork::default()
-            },
-            Invalidation::Register {
-                writes: regs,
-                poll,
-                busy,
-            } => HostWork {
-                then: regs,
-                wait: Some(CpuWait::Register { offset: poll, busy }),
-                ..HostWork::default()
-            },
-        };
+        // One submission per unit the domain spans, in order, each with its own wait
+        // (descriptors are fetched snooped: no CLFLUSH).
+        let mut list: VecDeque<_> = self.software.invalidate(host, op).map_err(&fail)?.into();
+        let first = list
+            .pop_front()
+            .ok_or_else(|| fail("the invalidation reaches no unit".to_owned()))?;
+        let work = HostWork::invalidation(first, list);
         let c = &mut self.cpus[usize::from(cpu)];
         c.host = Some(work);
         c.wait_since = now;
@@ -437,14 +468,23 @@ impl System {
             done
         } else {
             // Posted MMIO writes to the unit, in order, after the stores.
-            let work = c.host.take().unwrap_or_default();
+            let mut work = c.host.take().unwrap_or_default();
+            let unit = work.unit;
             for (offset, value) in work.then {
                 q.schedule(
                     now + self.mmio_latency,
-                    Event::IommuRegWrite { offset, value },
+                    Event::IommuRegWrite {
+                        unit,
+                        offset,
+                        value,
+                    },
                 )?;
             }
             c.wait = work.wait;
+            // The next unit's invalidation starts when this wait ends.
+            if let Some(next) = work.rest.pop_front() {
+                c.host = Some(HostWork::invalidation(next, work.rest));
+            }
             if c.wait.is_none() {
                 c.stats.stall += now.saturating_since(c.wait_since);
                 q.schedule(now, Event::CpuStep { cpu })?;
@@ -484,10 +524,9 @@ impl System {
                 c.stats.loads += 1;
                 (b[..n] == data.to_le_bytes()[..n]).then_some(t)
             }
-            CpuWait::Register { offset, busy } => {
+            CpuWait::Register { unit, offset, busy } => {
                 let v = self
-                    .iommu
-                    .agent()
+                    .unit(unit)?
                     .register_read(now, offset)
                     .map_err(|e| SimError::Iommu(e.to_string()))?;
                 // An uncached read is a round trip to the unit.
@@ -495,6 +534,16 @@ impl System {
             }
         };
         if let Some(t) = seen {
+            let c = &mut self.cpus[usize::from(cpu)];
+            if c.host.is_some() {
+                // More units to invalidate: the lock stays held.
+                c.wait = None;
+                c.stats.stall += t.saturating_since(c.wait_since);
+                c.wait_since = t;
+                self.horizon = self.horizon.max(t);
+                q.schedule(t, Event::CpuStep { cpu })?;
+                return self.arm_mem_wake(q);
+            }
             if self.invalidation_lock == Some(cpu) {
                 self.invalidation_lock = None;
                 // Spinning CPUs see the release when the holder's wait ends.
@@ -530,35 +579,38 @@ impl System {
         Ok(())
     }
 
-    /// An IOMMU register changed: CPUs polling it look again.
+    /// A unit's register changed: CPUs polling it look again.
     pub(super) fn wake_register_pollers(
         &mut self,
         now: Tick,
+        unit: UnitId,
         offset: u32,
         q: &mut EventQueue<Event>,
     ) -> Result<(), SimError> {
         for (i, c) in self.cpus.iter().enumerate() {
-            if matches!(c.wait, Some(CpuWait::Register { offset: o, .. }) if o == offset) {
+            if matches!(c.wait, Some(CpuWait::Register { unit: u, offset: o, .. })
+                if u == unit && o == offset)
+            {
                 q.schedule(now, Event::CpuStep { cpu: i as u16 })?;
             }
         }
         Ok(())
     }
 
-    /// Host software's MMIO write reaches an IOMMU register.
+    /// Host software's MMIO write reaches a unit's register.
     pub(super) fn iommu_reg_write(
         &mut self,
         now: Tick,
+        unit: UnitId,
         offset: u32,
         value: u64,
         q: &mut EventQueue<Event>,
     ) -> Result<(), SimError> {
-        self.iommu
-            .agent()
+        self.unit(unit)?
             .register_write(now, offset, value)
             .map_err(|e| SimError::Iommu(e.to_string()))?;
         // A register write may change what the tables mean (root pointer, enable bits).
         self.ref_memo = Default::default();
-        self.drain_iommu(q)
+        self.drain_iommu(unit, q)
     }
 }

@@ -21,8 +21,20 @@
 //! KVM turns a guest's WBINVD into a no-op unless non-coherent DMA is registered
 //! (`kvm_emulate_wbinvd_noskip`); then it runs WBINVD on every pCPU in the vCPU's
 //! `wbinvd_dirty_mask`, by IPI (see `kvm.rs`).
+//!
+//! **A domain spanning VT-d units** (Alex Williamson's review of the series): a domain's
+//! page tables serve every unit its devices sit behind, so what one unit lacks matters to
+//! all. `attach[]` entries attach in list order, those without `after_maps` first; the boot
+//! mappings are made after them, and the `after_maps` entries join last (`units.rs`).
+//! Before v5.19 the SNP decision is taken per map over the units attached at that moment,
+//! so a unit without snoop control that joins later walks leaves with SNP set (a reserved
+//! bit there: fault 0xC) and the maps made after it joined lack SNP. From v5.19 an enforced
+//! domain refuses a device behind a unit without ECAP.SC (9d6ab26a75f4, today's
+//! `paging_domain_compatible` -EINVAL); VFIO gives that device a domain of its own (the
+//! same mappings, not enforced), and KVM learns of non-coherent DMA.
 
-use super::driver::HostError;
+use super::driver::{HostError, UnitId};
+use super::units::{ApiUnit, Attachments};
 use crate::scenario::amdvi::{AmdDomainKind, FcPolicy};
 use crate::scenario::iommu::{DomainKind, MappingSpec, PageSpec, TableMode};
 use crate::scenario::software::{KvmSpec, Semantics};
@@ -31,11 +43,11 @@ use crate::scenario::{IommuSpec, Scenario, Step};
 use reports::{DomainDecision, HostReport, KvmDecision};
 use std::collections::{BTreeMap, BTreeSet};
 
-fn k(s: &str) -> Step {
+pub(super) fn k(s: &str) -> Step {
     Step::Key(s.to_owned())
 }
 
-fn at(steps: Vec<Step>, message: impl Into<String>) -> HostError {
+pub(super) fn at(steps: Vec<Step>, message: impl Into<String>) -> HostError {
     HostError {
         steps,
         message: message.into(),
@@ -66,23 +78,51 @@ pub enum Enforce {
 
 /// The API's state of one domain.
 #[derive(Debug, Clone)]
-struct ApiDomain {
-    owner: Owner,
-    enforce: Enforce,
+pub(super) struct ApiDomain {
+    pub(super) owner: Owner,
+    pub(super) enforce: Enforce,
     /// VFIO's maps carry IOMMU_CACHE (always from v5.19; before, when the capability held).
     vfio_cache: bool,
     /// The leaves of this domain can carry the vendor's snoop bit (second-level VT-d, or
     /// AMD-Vi paged).
-    leaf_bit: bool,
+    pub(super) leaf_bit: bool,
+    /// A first-level or nested VT-d domain: snooping is forced by PGSNP, not by a leaf.
+    pub(super) pgsnp_domain: bool,
     /// The parent of a nested domain, whose enforcement its children inherit.
-    parent: Option<String>,
+    pub(super) parent: Option<String>,
+    /// VT-d: the units its devices sat behind when its boot mappings were made.
+    pub(super) first_units: BTreeSet<UnitId>,
+    /// VT-d: the units its devices sit behind once every attachment is made.
+    pub(super) units: BTreeSet<UnitId>,
+    /// Devices whose attachment it refused, and why: `nic (dmar1: ECAP.SC = 0)`.
+    pub(super) refused: Vec<String>,
+    /// The VFIO domains split off it for the devices it refused (same container: VFIO
+    /// maps and unmaps in each).
+    pub(super) split: Vec<String>,
+}
+
+impl ApiDomain {
+    pub(super) fn new(owner: Owner, leaf_bit: bool, pgsnp_domain: bool) -> ApiDomain {
+        ApiDomain {
+            owner,
+            enforce: Enforce::NotCalled,
+            vfio_cache: true,
+            leaf_bit,
+            pgsnp_domain,
+            parent: None,
+            first_units: BTreeSet::new(),
+            units: BTreeSet::new(),
+            refused: Vec::new(),
+            split: Vec::new(),
+        }
+    }
 }
 
 /// The vendor facts the API's decisions depend on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Unit {
+enum Vendor {
     None,
-    Vtd { snoop_control: bool, scalable: bool },
+    Vtd { scalable: bool },
     Amdvi { fc: FcPolicy },
 }
 
@@ -90,10 +130,14 @@ enum Unit {
 #[derive(Debug, Clone)]
 pub struct DomainApi {
     semantics: Semantics,
-    unit: Unit,
+    vendor: Vendor,
+    /// VT-d: the platform's units.
+    pub(super) units: Vec<ApiUnit>,
     /// By domain name, in scenario order of `order`.
-    domains: BTreeMap<String, ApiDomain>,
-    order: Vec<String>,
+    pub(super) domains: BTreeMap<String, ApiDomain>,
+    pub(super) order: Vec<String>,
+    /// VT-d: the attachments, in the order they are made, and where refused ones went.
+    pub(super) attach: Attachments,
     kvm: Option<KvmSpec>,
     /// KVM registered non-coherent DMA, so the guest's WBINVD is emulated.
     emulate_wbinvd: bool,
@@ -120,10 +164,11 @@ impl DomainApi {
         let vfio: BTreeSet<&str> = sw.vfio_domains.iter().map(String::as_str).collect();
         let mut domains = BTreeMap::new();
         let mut order = Vec::new();
-        let unit;
+        let mut units = Vec::new();
+        let vendor;
         match &s.platform.iommu {
             IommuSpec::None { .. } => {
-                unit = Unit::None;
+                vendor = Vendor::None;
                 if !sw.vfio_domains.is_empty() {
                     return Err(at(
                         sw_path(&[k("vfio_domains")]),
@@ -132,10 +177,16 @@ impl DomainApi {
                 }
             }
             IommuSpec::Vtd(v) => {
-                unit = Unit::Vtd {
-                    snoop_control: v.capabilities.snoop_control,
+                vendor = Vendor::Vtd {
                     scalable: v.mode == TableMode::Scalable,
                 };
+                let names: Vec<&str> = s.devices.iter().map(|d| d.name.as_str()).collect();
+                units = v
+                    .units(&names)
+                    .map_err(|(steps, m)| at(steps, m))?
+                    .into_iter()
+                    .map(ApiUnit::from)
+                    .collect();
                 for (i, d) in v.domains.iter().enumerate() {
                     let here = |rest: &[Step]| {
                         let mut p = vec![
@@ -178,20 +229,17 @@ impl DomainApi {
                         ));
                     }
                     order.push(d.name.clone());
-                    domains.insert(
-                        d.name.clone(),
-                        ApiDomain {
-                            owner,
-                            enforce: Enforce::NotCalled,
-                            vfio_cache: true,
-                            leaf_bit: d.kind == DomainKind::SecondLevel,
-                            parent: d.parent.clone(),
-                        },
+                    let mut dom = ApiDomain::new(
+                        owner,
+                        d.kind == DomainKind::SecondLevel,
+                        matches!(d.kind, DomainKind::FirstLevel | DomainKind::Nested),
                     );
+                    dom.parent = d.parent.clone();
+                    domains.insert(d.name.clone(), dom);
                 }
             }
             IommuSpec::Amdvi(a) => {
-                unit = Unit::Amdvi {
+                vendor = Vendor::Amdvi {
                     fc: a.force_coherent,
                 };
                 if a.force_coherent == FcPolicy::EnforcedDomains && semantics != Semantics::V5_19 {
@@ -228,13 +276,7 @@ impl DomainApi {
                     order.push(d.name.clone());
                     domains.insert(
                         d.name.clone(),
-                        ApiDomain {
-                            owner,
-                            enforce: Enforce::NotCalled,
-                            vfio_cache: true,
-                            leaf_bit: d.kind == AmdDomainKind::Paged,
-                            parent: None,
-                        },
+                        ApiDomain::new(owner, d.kind == AmdDomainKind::Paged, false),
                     );
                 }
             }
@@ -252,41 +294,106 @@ impl DomainApi {
         }
         let mut api = DomainApi {
             semantics,
-            unit,
+            vendor,
+            units,
             domains,
             order,
+            attach: Attachments::default(),
             kvm: sw.kvm.clone(),
             emulate_wbinvd: false,
         };
+        if let IommuSpec::Vtd(v) = &s.platform.iommu {
+            api.attach_first(v);
+        }
         api.allocate_vfio_domains();
+        if let IommuSpec::Vtd(v) = &s.platform.iommu {
+            api.attach_after_maps(v)?;
+        }
         api.emulate_wbinvd = api.noncoherent_dma().is_some();
         Ok(api)
     }
 
-    /// VFIO's `vfio_iommu_type1_attach_group` for each of its domains, before any map.
+    /// The definition in force.
+    pub(super) fn semantics(&self) -> Semantics {
+        self.semantics
+    }
+
+    /// VFIO's `vfio_iommu_type1_attach_group` for each of its domains, after its first
+    /// devices are attached and before any map.
     fn allocate_vfio_domains(&mut self) {
-        let unit = self.unit;
-        let snooping = self.pre_v5_19_snooping();
+        let names: Vec<String> = self
+            .domains
+            .iter()
+            .filter(|(_, d)| d.owner == Owner::Vfio)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in names {
+            self.allocate_vfio_domain(&name);
+        }
+    }
+
+    /// VFIO's decisions for one of its domains, over the units attached so far.
+    pub(super) fn allocate_vfio_domain(&mut self, name: &str) {
+        let Some(d) = self.domains.get(name) else {
+            return;
+        };
+        // IOMMU_CAP_CACHE_COHERENCY before v5.19 (VT-d's `iommu_snooping`, AMD-Vi always);
+        // `enforce_cache_coherency()` from v5.19 (VT-d: every unit has ECAP.SC).
         let semantics = self.semantics;
-        for d in self.domains.values_mut().filter(|d| d.owner == Owner::Vfio) {
-            match semantics {
-                Semantics::None => {}
-                // IOMMU_CAP_CACHE_COHERENCY: VT-d's `domain_update_iommu_snooping`, AMD-Vi
-                // always.
-                Semantics::PreV5_19 => d.vfio_cache = snooping,
-                Semantics::V5_19 => {
-                    d.enforce = match unit {
-                        Unit::Vtd {
-                            snoop_control: false,
-                            ..
-                        } => {
-                            Enforce::Failed("the unit lacks snoop control (ECAP.SC = 0)".to_owned())
-                        }
-                        _ => Enforce::Succeeded,
+        let lacking = match (self.vendor, semantics) {
+            (Vendor::Vtd { .. }, Semantics::PreV5_19) => self.not_snooping(&d.first_units),
+            (Vendor::Vtd { .. }, _) => self.lacking_sc(&d.first_units),
+            _ => None,
+        };
+        let Some(d) = self.domains.get_mut(name) else {
+            return;
+        };
+        match semantics {
+            Semantics::None => {}
+            Semantics::PreV5_19 => d.vfio_cache = lacking.is_none(),
+            Semantics::V5_19 => {
+                d.enforce = match lacking {
+                    Some(who) => {
+                        Enforce::Failed(format!("{who} lacks snoop control (ECAP.SC = 0)"))
                     }
+                    None => Enforce::Succeeded,
                 }
             }
         }
+    }
+
+    /// The first unit of `set` (every unit when it is empty: a domain attached nowhere
+    /// yet, judged as Linux 5.x judged `iommu_snooping`, over every unit) without snoop
+    /// control, named for a message: "the unit" on a one-unit platform.
+    pub(super) fn lacking_sc(&self, set: &BTreeSet<UnitId>) -> Option<String> {
+        let all: BTreeSet<UnitId> = (0..self.units.len()).map(|u| UnitId(u as u8)).collect();
+        let set = if set.is_empty() { &all } else { set };
+        let u = set
+            .iter()
+            .find(|u| self.units.get(u.index()).is_some_and(|u| !u.snoop_control))?;
+        Some(if self.units.len() == 1 {
+            "the unit".to_owned()
+        } else {
+            self.units[u.index()].name.clone()
+        })
+    }
+
+    /// Before v5.19, the first unit of `set` that does not count as snooping for
+    /// `iommu_snooping`: in v5.13-v5.18 (`domain_update_iommu_snooping`, commit
+    /// 6c00612d0cba) a unit in scalable mode always counts, since the driver sets PGSNP for
+    /// unmanaged domains; otherwise one without ECAP.SC.
+    fn not_snooping(&self, set: &BTreeSet<UnitId>) -> Option<String> {
+        match self.vendor {
+            Vendor::Vtd { scalable: true } => None,
+            _ => self.lacking_sc(set),
+        }
+    }
+
+    /// Whether VFIO owns the domain.
+    pub fn is_vfio(&self, name: &str) -> bool {
+        self.domains
+            .get(name)
+            .is_some_and(|d| d.owner == Owner::Vfio)
     }
 
     /// Whether a domain's No Snoop is blocked by the PASID entry's PGSNP.
@@ -294,7 +401,7 @@ impl DomainApi {
         let Some(d) = self.domains.get(name) else {
             return false;
         };
-        let Unit::Vtd { scalable: true, .. } = self.unit else {
+        let Vendor::Vtd { scalable: true } = self.vendor else {
             return false;
         };
         match self.semantics {
@@ -315,22 +422,16 @@ impl DomainApi {
         }
     }
 
-    /// Whether the domain's units snoop on IOMMU_CACHE maps before v5.19
-    /// (`domain_update_iommu_snooping`: in v5.13-v5.18 a unit in scalable mode counts as
-    /// snooping, since the driver sets PGSNP for unmanaged domains; otherwise ECAP.SC).
-    fn pre_v5_19_snooping(&self) -> bool {
-        match self.unit {
-            Unit::Vtd {
-                snoop_control,
-                scalable,
-            } => snoop_control || scalable,
-            _ => true,
-        }
+    /// The mapping the driver writes for a map call `m` on `domain` at run time (every
+    /// attachment made): the snoop bit as the API decides it. Unknown domains pass
+    /// unchanged (the driver names them).
+    pub fn mapping(&self, domain: &str, m: &MappingSpec) -> MappingSpec {
+        self.mapping_over(domain, m, false)
     }
 
-    /// The mapping the driver writes for a map call `m` on `domain`: the snoop bit as the
-    /// API decides it. Unknown domains pass unchanged (the driver names them).
-    pub fn mapping(&self, domain: &str, m: &MappingSpec) -> MappingSpec {
+    /// The mapping for a map call on `domain`, made at boot (`boot`: only the first
+    /// attachments are made) or at run time.
+    fn mapping_over(&self, domain: &str, m: &MappingSpec, boot: bool) -> MappingSpec {
         let mut m = m.clone();
         let Some(d) = self.domains.get(domain) else {
             return m;
@@ -343,21 +444,24 @@ impl DomainApi {
         } else {
             m.cache
         };
-        match self.unit {
-            Unit::Vtd { .. } => {
+        match self.vendor {
+            Vendor::Vtd { .. } => {
+                // `intel_iommu_map`: IOMMU_CACHE && the domain's `iommu_snooping`, over the
+                // units attached when the map is made.
+                let units = if boot { &d.first_units } else { &d.units };
                 m.snp = match self.semantics {
-                    Semantics::PreV5_19 => cache && self.pre_v5_19_snooping(),
+                    Semantics::PreV5_19 => cache && self.not_snooping(units).is_none(),
                     _ => d.enforce == Enforce::Succeeded,
                 };
             }
-            Unit::Amdvi { fc } => {
+            Vendor::Amdvi { fc } => {
                 m.fc = match fc {
                     FcPolicy::EveryMapping => true,
                     FcPolicy::PerMapping => m.fc,
                     FcPolicy::EnforcedDomains => d.enforce == Enforce::Succeeded,
                 };
             }
-            Unit::None => {}
+            Vendor::None => {}
         }
         m
     }
@@ -371,11 +475,12 @@ impl DomainApi {
         }
         match &mut iommu {
             IommuSpec::Vtd(v) => {
+                self.add_split_domains(v);
                 for d in &mut v.domains {
                     d.pgsnp = self.pgsnp(&d.name);
                     let name = d.name.clone();
                     for m in &mut d.mappings {
-                        *m = self.mapping(&name, m);
+                        *m = self.mapping_over(&name, m, true);
                     }
                 }
             }
@@ -390,13 +495,6 @@ impl DomainApi {
             IommuSpec::None { .. } => {}
         }
         iommu
-    }
-
-    /// Whether VFIO owns the domain.
-    pub fn is_vfio(&self, name: &str) -> bool {
-        self.domains
-            .get(name)
-            .is_some_and(|d| d.owner == Owner::Vfio)
     }
 
     /// KVM emulates the guest's WBINVD (non-coherent DMA is registered).
@@ -462,6 +560,26 @@ impl DomainApi {
         ))
     }
 
+    /// Before v5.19: a VFIO domain whose units all had snoop control when VFIO allocated it
+    /// (so it maps with IOMMU_CACHE and VFIO_DMA_CC_IOMMU holds) but that a unit without it
+    /// joined later — KVM keeps WBINVD a no-op although No Snoop passes there.
+    fn outgrown(&self) -> Option<String> {
+        if self.semantics != Semantics::PreV5_19 {
+            return None;
+        }
+        self.order.iter().find_map(|n| {
+            let d = self.domains.get(n)?;
+            let unit = self.lacking_sc(&d.units)?;
+            (d.owner == Owner::Vfio && d.vfio_cache).then(|| {
+                format!(
+                    "VFIO_DMA_CC_IOMMU holds (VFIO domain \"{n}\" had snoop control on every \
+                     unit when it was allocated), but {unit} (ECAP.SC = 0) joined it after its \
+                     maps, so KVM ignores WBINVD although No Snoop passes there"
+                )
+            })
+        })
+    }
+
     /// The decisions, for the report; `None` when there is neither a domain API nor a guest.
     pub fn report(&self) -> Option<HostReport> {
         if self.semantics == Semantics::None && self.kvm.is_none() {
@@ -485,6 +603,7 @@ impl DomainApi {
                     Enforce::Failed(why) => format!("failed: {why}"),
                 },
                 no_snoop: self.no_snoop(name, d),
+                refused: d.refused.clone(),
             })
             .collect();
         let kvm = self.kvm.as_ref().map(|_| match self.noncoherent_dma() {
@@ -496,15 +615,18 @@ impl DomainApi {
             None => KvmDecision {
                 noncoherent_dma: false,
                 wbinvd: "no-op".to_owned(),
-                reason: self.untold().unwrap_or_else(|| {
-                    if self.domains.values().any(|d| d.owner == Owner::Vfio) {
-                        "every VFIO domain blocks No Snoop, so KVM may ignore WBINVD"
-                    } else {
-                        "no device is passed through with VFIO: KVM has no non-coherent DMA \
-                         to register"
-                    }
-                    .to_owned()
-                }),
+                reason: self
+                    .untold()
+                    .or_else(|| self.outgrown())
+                    .unwrap_or_else(|| {
+                        if self.domains.values().any(|d| d.owner == Owner::Vfio) {
+                            "every VFIO domain blocks No Snoop, so KVM may ignore WBINVD"
+                        } else {
+                            "no device is passed through with VFIO: KVM has no non-coherent \
+                             DMA to register"
+                        }
+                        .to_owned()
+                    }),
             },
         });
         Some(HostReport {
@@ -542,22 +664,28 @@ impl DomainApi {
             page_bytes: None,
         };
         let m = self.mapping(name, &probe);
+        let boot = self.mapping_over(name, &probe, true);
         let parent_pgsnp = d.parent.as_deref().is_some_and(|p| self.pgsnp(p));
-        match self.unit {
-            Unit::Vtd { .. } if parent_pgsnp => {
+        match self.vendor {
+            Vendor::Vtd { .. } if parent_pgsnp => {
                 "blocked: PGSNP from the second-stage parent".to_owned()
             }
-            Unit::Vtd { .. } if !d.leaf_bit => "passes: no leaf snoop bit, no PGSNP".to_owned(),
-            Unit::Vtd { .. } if m.snp => match (self.semantics, d.owner) {
+            Vendor::Vtd { .. } if !d.leaf_bit => "passes: no leaf snoop bit, no PGSNP".to_owned(),
+            Vendor::Vtd { .. } if boot.snp && !m.snp => format!(
+                "mixed: the boot mappings carry SNP, which {} (ECAP.SC = 0) faults as a reserved \
+                 bit (reason 0xC); mappings made after it joined lack SNP, so No Snoop passes",
+                self.lacking_sc(&d.units).unwrap_or_default()
+            ),
+            Vendor::Vtd { .. } if m.snp => match (self.semantics, d.owner) {
                 (Semantics::PreV5_19, Owner::DmaApi) => {
                     "blocked on IOMMU_CACHE mappings: SNP".to_owned()
                 }
                 _ => "blocked: SNP on every leaf".to_owned(),
             },
-            Unit::Vtd { .. } => "passes: no SNP".to_owned(),
-            Unit::Amdvi { .. } if m.fc => "blocked: FC on every leaf".to_owned(),
-            Unit::Amdvi { .. } => "passes: no FC".to_owned(),
-            Unit::None => "passes: no IOMMU".to_owned(),
+            Vendor::Vtd { .. } => "passes: no SNP".to_owned(),
+            Vendor::Amdvi { .. } if m.fc => "blocked: FC on every leaf".to_owned(),
+            Vendor::Amdvi { .. } => "passes: no FC".to_owned(),
+            Vendor::None => "passes: no IOMMU".to_owned(),
         }
     }
 }

@@ -40,6 +40,18 @@ pub struct HostError {
     pub message: String,
 }
 
+/// An IOMMU unit of the platform, by its index: `platform.iommu.vtd.units` order (AMD-Vi
+/// and "none" have one unit, 0).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UnitId(pub u8);
+
+impl UnitId {
+    /// Index into the platform's units.
+    pub fn index(self) -> usize {
+        usize::from(self.0)
+    }
+}
+
 /// What an invalidation asks of the system.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invalidation {
@@ -116,11 +128,16 @@ impl Driver {
         }
     }
 
-    /// What an invalidation operation writes and waits for.
-    pub fn invalidate(&mut self, op: &IommuInvalidateOp) -> Result<Invalidation, String> {
+    /// What an invalidation operation writes and waits for, unit by unit: one submission
+    /// (and its wait) to each unit the operation's domain is attached to, as Linux's
+    /// `iommu_flush_iotlb_psi` loops over a domain's units; a global one goes to every unit.
+    pub fn invalidate(
+        &mut self,
+        op: &IommuInvalidateOp,
+    ) -> Result<Vec<(UnitId, Invalidation)>, String> {
         match self {
             Driver::Vtd(h) => h.invalidate(op),
-            Driver::Amdvi(h) => h.invalidate(op),
+            Driver::Amdvi(h) => Ok(vec![(UnitId(0), h.invalidate(op)?)]),
         }
     }
 
@@ -159,11 +176,15 @@ impl Driver {
         }
     }
 
-    /// The register writes of boot, in order.
-    pub fn boot_registers(&self) -> Vec<(u32, u64)> {
+    /// The register writes of boot, in order: each unit's `(unit, offset, value)`.
+    pub fn boot_registers(&self) -> Vec<(UnitId, u32, u64)> {
         match self {
             Driver::Vtd(h) => h.boot_registers(),
-            Driver::Amdvi(h) => h.boot_registers(),
+            Driver::Amdvi(h) => h
+                .boot_registers()
+                .into_iter()
+                .map(|(o, v)| (UnitId(0), o, v))
+                .collect(),
         }
     }
 

@@ -1,5 +1,6 @@
 //! Handlers for the host side: the IOMMU and memory.
 
+use super::driver::UnitId;
 use super::{
     Event, IommuAccess, RefKey, SimError, System, DMA_WRITE, DMA_WRITE_TRANSFER, TRANSLATION,
 };
@@ -19,7 +20,8 @@ use reports::{hex_address, FaultRecord};
 const MAX_FAULT_RECORDS: usize = 16;
 
 impl System {
-    /// A request reached the IOMMU: hand it over and act on what the IOMMU says.
+    /// A request reached the IOMMU: hand it to the unit whose device scope holds its device
+    /// and act on what the unit says.
     pub(super) fn iommu_in(
         &mut self,
         now: Tick,
@@ -47,15 +49,24 @@ impl System {
         };
         r.tr = Some(tr);
         r.at_iommu = now;
+        let dev = r.dev;
+        let u = self.unit_of(dev);
         self.translations += 1;
-        self.iommu.agent().request(now, u64::from(req.raw()), &tr);
-        self.drain_iommu(q)
+        if let Some(unit) = self.units.get_mut(u.index()) {
+            unit.translations += 1;
+        }
+        self.unit(u)?.request(now, u64::from(req.raw()), &tr);
+        self.drain_iommu(u, q)
     }
 
-    /// Acts on everything the IOMMU has to say: table reads and status writes to perform,
+    /// Acts on everything unit `u` has to say: table reads and status writes to perform,
     /// translations to route, registers software may be polling.
-    pub(super) fn drain_iommu(&mut self, q: &mut EventQueue<Event>) -> Result<(), SimError> {
-        while let Some(out) = self.iommu.agent().poll_output() {
+    pub(super) fn drain_iommu(
+        &mut self,
+        u: UnitId,
+        q: &mut EventQueue<Event>,
+    ) -> Result<(), SimError> {
+        while let Some(out) = self.unit(u)?.poll_output() {
             match out {
                 AgentOutput::MemRead {
                     tag,
@@ -65,6 +76,7 @@ impl System {
                     at,
                 } => {
                     let access = self.iommu_mem.insert(IommuAccess::Read {
+                        unit: u,
                         tag,
                         pa,
                         snooped,
@@ -87,18 +99,21 @@ impl System {
                     });
                     q.schedule(at, Event::IommuMem { access })?;
                 }
-                AgentOutput::Done { token, at, result } => self.translated(token, at, result, q)?,
+                AgentOutput::Done { token, at, result } => {
+                    self.translated(u, token, at, result, q)?
+                }
                 AgentOutput::RegisterChanged { offset, at } => {
-                    q.schedule(at, Event::IommuRegister { offset })?;
+                    q.schedule(at, Event::IommuRegister { unit: u, offset })?;
                 }
             }
         }
         Ok(())
     }
 
-    /// The IOMMU decided about a request.
+    /// Unit `u` decided about a request.
     fn translated(
         &mut self,
+        u: UnitId,
         token: u64,
         at: Tick,
         result: Result<Translation, TranslationFault>,
@@ -121,6 +136,9 @@ impl System {
                 // A blocked request is data, not an error: record it; a write is dropped, a
                 // read is answered with Unsupported Request (VT-d spec §7.1, AMD-Vi §2.5).
                 self.fault_count += 1;
+                if let Some(unit) = self.units.get_mut(u.index()) {
+                    unit.faults += 1;
+                }
                 if self.faults.len() < MAX_FAULT_RECORDS {
                     let requester = match f.pasid {
                         Some(p) => format!("{}/{p:#x}", f.requester),
@@ -202,14 +220,16 @@ impl System {
         q: &mut EventQueue<Event>,
     ) -> Result<(), SimError> {
         let lost = SimError::Lost(Event::IommuMemDone { access });
-        let IommuAccess::Read { tag, data, .. } = self.iommu_mem.remove(access).ok_or(lost)? else {
+        let IommuAccess::Read {
+            unit, tag, data, ..
+        } = self.iommu_mem.remove(access).ok_or(lost)?
+        else {
             return Err(SimError::Invariant("a write awaited its data"));
         };
-        self.iommu
-            .agent()
+        self.unit(unit)?
             .memory_read_done(now, tag, &data)
             .map_err(|e| SimError::Iommu(e.to_string()))?;
-        self.drain_iommu(q)
+        self.drain_iommu(unit, q)
     }
 
     /// A translated request reached memory: writes are performed, reads fetch their data,
@@ -286,7 +306,7 @@ impl System {
             bytes: r.tlp.enabled_bytes(),
             write: r.tlp.kind == TlpKind::MemWrite,
         };
-        let expected = self.reference_translation(&tr);
+        let expected = self.reference_translation(self.unit_of(r.dev), &tr)?;
         if expected.is_ok_and(|t| t.pa == dma.pa) {
             return Ok(());
         }
@@ -302,7 +322,12 @@ impl System {
     /// checker's reference memory. The walk is the same for every request to a 4 KiB page
     /// until a translation structure it read changes, so its outcome is kept per (request
     /// kind, page) until a write lands in a frame it read or an IOMMU register is written.
-    fn reference_translation(&mut self, tr: &TranslationRequest) -> Result<Translation, u32> {
+    /// The walk is unit `u`'s: the one whose device scope holds the requester.
+    fn reference_translation(
+        &mut self,
+        u: UnitId,
+        tr: &TranslationRequest,
+    ) -> Result<Result<Translation, u32>, SimError> {
         let epoch = self.mem.observer().table_epoch();
         if epoch != self.ref_memo.epoch {
             self.ref_memo.outcomes.clear();
@@ -311,10 +336,10 @@ impl System {
         let offset = tr.iova.raw() & 0xfff;
         let key = RefKey::of(tr);
         if let Some(r) = self.ref_memo.outcomes.get(&key) {
-            return r.map(|t| Translation {
+            return Ok(r.map(|t| Translation {
                 pa: PhysAddr(t.pa.raw() | offset),
                 ..t
-            });
+            }));
         }
         let mut frames = Vec::new();
         let reference = self.mem.observer().reference();
@@ -322,7 +347,11 @@ impl System {
             iova: Iova(tr.iova.raw() & !0xfff),
             ..*tr
         };
-        let r = self
+        let unit = self
+            .units
+            .get(u.index())
+            .ok_or(SimError::Invariant("an IOMMU unit the platform lacks"))?;
+        let r = unit
             .iommu
             .agent_ref()
             .reference_translate(&page, &mut |pa, buf| {
@@ -334,20 +363,21 @@ impl System {
             checker.watch(pa);
         }
         self.ref_memo.outcomes.insert(key, r);
-        r.map(|t| Translation {
+        Ok(r.map(|t| Translation {
             pa: PhysAddr(t.pa.raw() | offset),
             ..t
-        })
+        }))
     }
 
-    /// An IOMMU register changed by itself: CPUs polling it look again.
+    /// A unit's register changed by itself: CPUs polling it look again.
     pub(super) fn iommu_register(
         &mut self,
         now: Tick,
+        unit: UnitId,
         offset: u32,
         q: &mut EventQueue<Event>,
     ) -> Result<(), SimError> {
-        self.wake_register_pollers(now, offset, q)
+        self.wake_register_pollers(now, unit, offset, q)
     }
 
     /// Makes sure weakly ordered flushes are performed (and observed) when they are due.

@@ -26,7 +26,10 @@ pub mod driver;
 mod host;
 mod kvm;
 mod link;
+mod units;
 pub mod vtd_host;
+mod vtd_inval;
+mod vtd_unit;
 
 use crate::check::Checker;
 use crate::engine::{EngineError, EventQueue, Handler};
@@ -128,6 +131,8 @@ pub enum Event {
     },
     /// Host software's write reaches an IOMMU register.
     IommuRegWrite {
+        /// The unit.
+        unit: driver::UnitId,
         /// Byte offset in the IOMMU's register space.
         offset: u32,
         /// The value.
@@ -137,6 +142,8 @@ pub enum Event {
     Start,
     /// An IOMMU register changed by itself (an invalidation completed).
     IommuRegister {
+        /// The unit.
+        unit: driver::UnitId,
         /// Byte offset in the IOMMU's register space.
         offset: u32,
     },
@@ -194,6 +201,31 @@ pub enum SimError {
     /// A model's state contradicts what the engine knows.
     #[error("invariant broken: {0}")]
     Invariant(&'static str),
+}
+
+/// One IOMMU unit of the platform, and what it did.
+#[derive(Debug, Clone)]
+pub struct IommuUnit {
+    /// Its name: the VT-d unit's ("dmar0"), else the IOMMU's kind.
+    pub name: String,
+    /// The unit.
+    pub iommu: Iommu,
+    /// Translation requests it received.
+    pub translations: u64,
+    /// Requests it blocked.
+    pub faults: u64,
+}
+
+impl IommuUnit {
+    /// A unit that has done nothing yet.
+    pub fn new(name: impl Into<String>, iommu: Iommu) -> IommuUnit {
+        IommuUnit {
+            name: name.into(),
+            iommu,
+            translations: 0,
+            faults: 0,
+        }
+    }
 }
 
 /// The IOMMU of a platform, dispatched by `match`.
@@ -301,8 +333,9 @@ struct RefMemo {
 /// An access the IOMMU itself makes to memory.
 #[derive(Debug, Clone)]
 enum IommuAccess {
-    /// A table or descriptor read: the data goes back to the IOMMU under `tag`.
+    /// A table or descriptor read: the data goes back to unit `unit` under `tag`.
     Read {
+        unit: driver::UnitId,
         tag: u64,
         pa: PhysAddr,
         snooped: bool,
@@ -379,8 +412,10 @@ pub struct System {
     pub devices: Vec<Device>,
     /// The root complex's configuration.
     pub rc: RootComplexConfig,
-    /// The IOMMU.
-    pub iommu: Iommu,
+    /// The IOMMU units (one, unless the platform has several VT-d units).
+    pub units: Vec<IommuUnit>,
+    /// The unit each device's requests go to, by device index (its device scope).
+    scope: Vec<driver::UnitId>,
     /// The IOMMU's driver, when there is an IOMMU.
     pub driver: Option<driver::Driver>,
     /// The host's domain API, VFIO and KVM decisions.
@@ -494,8 +529,10 @@ pub const TRANSLATION: &str = "translation";
 impl System {
     /// Schedules the first event of every device and CPU.
     pub fn start(&mut self, queue: &mut EventQueue<Event>) -> Result<(), SimError> {
-        // Whatever the IOMMU emitted while the driver programmed it at boot.
-        self.drain_iommu(queue)?;
+        // Whatever the units emitted while the driver programmed them at boot.
+        for u in 0..self.units.len() {
+            self.drain_iommu(driver::UnitId(u as u8), queue)?;
+        }
         if self.boot_done > queue.now() {
             queue.schedule(self.boot_done, Event::Start)?;
             return Ok(());
@@ -513,6 +550,25 @@ impl System {
             queue.schedule(now, Event::CpuStep { cpu: cpu as u16 })?;
         }
         Ok(())
+    }
+
+    /// Unit `u`'s translation agent.
+    pub(crate) fn unit(
+        &mut self,
+        u: driver::UnitId,
+    ) -> Result<&mut dyn TranslationAgent, SimError> {
+        self.units
+            .get_mut(u.index())
+            .map(|x| x.iommu.agent())
+            .ok_or(SimError::Invariant("an IOMMU unit the platform lacks"))
+    }
+
+    /// The unit device `dev`'s requests go to.
+    pub(crate) fn unit_of(&self, dev: u16) -> driver::UnitId {
+        self.scope
+            .get(usize::from(dev))
+            .copied()
+            .unwrap_or_default()
     }
 
     pub(crate) fn record(&mut self, class: &'static str, span: Span) {
@@ -551,8 +607,12 @@ impl Handler<Event> for System {
             Event::IommuIn { req } => self.iommu_in(now, req, q),
             Event::IommuMem { access } => self.iommu_mem(now, access, q),
             Event::IommuMemDone { access } => self.iommu_mem_done(now, access, q),
-            Event::IommuRegister { offset } => self.iommu_register(now, offset, q),
-            Event::IommuRegWrite { offset, value } => self.iommu_reg_write(now, offset, value, q),
+            Event::IommuRegister { unit, offset } => self.iommu_register(now, unit, offset, q),
+            Event::IommuRegWrite {
+                unit,
+                offset,
+                value,
+            } => self.iommu_reg_write(now, unit, offset, value, q),
             Event::Start => self.start_workload(q),
             Event::MemoryIn { req } => self.memory_in(now, req, q),
             Event::CompletionTx { req } => self.completion_tx(req, q),
@@ -645,7 +705,7 @@ mod tests {
           ]}}}}"#;
         let loaded = crate::scenario::parse(std::path::Path::new("<t>"), text).unwrap();
         let mut system = System::new(&loaded.variants[0].scenario).unwrap();
-        system.iommu = Iommu::Blocking(Blocking {
+        system.units[0].iommu = Iommu::Blocking(Blocking {
             from: 0x8000,
             out: Vec::new(),
         });
