@@ -1,24 +1,11 @@
 //! AMD-Vi end to end: FC against No Snoop, the event log, and one workload on both vendors.
 
+mod common;
+use common::{load_err, run_file};
 use reports::VariantReport;
 use snoopsim::run::{run_loaded, RunOptions};
 use snoopsim::scenario;
 use std::path::Path;
-
-fn run_file(name: &str) -> Vec<VariantReport> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../scenarios")
-        .join(name);
-    let loaded = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    run_loaded(&loaded, RunOptions::default()).unwrap().variants
-}
-
-fn parse_err(text: &str) -> String {
-    match scenario::parse(Path::new("<test>"), text) {
-        Ok(_) => panic!("accepted: {text}"),
-        Err(e) => e.to_string(),
-    }
-}
 
 #[test]
 fn fc_makes_a_no_snoop_write_coherent_row_by_row() {
@@ -138,7 +125,7 @@ fn bad_amdvi_configurations_name_the_json_path() {
     ];
     for (from, to, path) in cases {
         assert!(base.contains(from), "{from}");
-        let msg = parse_err(&base.replacen(from, to, 1));
+        let msg = load_err(&base.replacen(from, to, 1));
         assert!(msg.contains(path), "{path}: {msg}");
     }
 }

@@ -1,18 +1,12 @@
 //! No-Snoop hazards end to end: the canonical scenarios show each corruption class, and
 //! the fixes — snooping, flushing at the right place — make it disappear.
 
+mod common;
+use common::run_file;
 use reports::VariantReport;
 use snoopsim::run::{run_loaded, RunOptions};
 use snoopsim::scenario;
 use std::path::Path;
-
-fn run_file(name: &str) -> Vec<VariantReport> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../scenarios")
-        .join(name);
-    let loaded = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    run_loaded(&loaded, RunOptions::default()).unwrap().variants
-}
 
 fn run_text(text: &str) -> VariantReport {
     let loaded = scenario::parse(Path::new("<test>"), text).unwrap_or_else(|e| panic!("{e}"));

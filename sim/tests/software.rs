@@ -2,30 +2,9 @@
 //! bits, VFIO enforces before mapping, KVM emulates or ignores the guest's WBINVD, and the
 //! corruption (or its absence) follows.
 
+mod common;
+use common::{load_err, run_file, run_text};
 use reports::VariantReport;
-use snoopsim::run::{run_loaded, RunOptions};
-use snoopsim::scenario;
-use std::path::Path;
-
-fn run_file(name: &str) -> Vec<VariantReport> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../scenarios")
-        .join(name);
-    let loaded = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    run_loaded(&loaded, RunOptions::default()).unwrap().variants
-}
-
-fn run_text(text: &str) -> Vec<VariantReport> {
-    let loaded = scenario::parse(Path::new("<test>"), text).unwrap_or_else(|e| panic!("{e}"));
-    run_loaded(&loaded, RunOptions::default()).unwrap().variants
-}
-
-fn load_err(text: &str) -> String {
-    scenario::parse(Path::new("<test>"), text)
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_else(|| panic!("loaded: {text}"))
-}
 
 fn stale_reads(v: &VariantReport) -> u64 {
     v.corruption.stale_cpu_read.events

@@ -4,31 +4,11 @@
 //! Williamson's review of the no-snoop series — before v5.19 it faults or corrupts, from
 //! v5.19 it refuses the attach and stays clean.
 
+mod common;
+use common::{load_err, run_file, run_text};
 use reports::VariantReport;
-use snoopsim::run::{run_loaded, RunOptions};
 use snoopsim::scenario;
 use std::path::Path;
-
-fn run_file(name: &str) -> Vec<VariantReport> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../scenarios")
-        .join(name);
-    let loaded = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    run_loaded(&loaded, RunOptions::default()).unwrap().variants
-}
-
-fn run_text(text: &str) -> Vec<VariantReport> {
-    let loaded = scenario::parse(Path::new("<test>"), text).unwrap_or_else(|e| panic!("{e}"));
-    let reproducible = RunOptions { reproducible: true };
-    run_loaded(&loaded, reproducible).unwrap().variants
-}
-
-fn load_err(text: &str) -> String {
-    scenario::parse(Path::new("<test>"), text)
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_else(|| panic!("loaded: {text}"))
-}
 
 /// Two devices; `units`, the attachments and the CPU's operations vary. The GPU writes
 /// 4 KiB at 0x20_0000 (16 TLPs at MPS 256), the NIC 8 KiB at 0x30_0000 (32); domain d0

@@ -2,30 +2,10 @@
 //! walker coherency and fault recording do, and bad VT-d configurations are refused with
 //! the JSON path of the offending value.
 
+mod common;
+use common::{load_err, run_file, run_text};
 use reports::VariantReport;
-use snoopsim::run::{run_loaded, RunOptions};
-use snoopsim::scenario;
 use std::path::Path;
-
-fn run_file(name: &str) -> Vec<VariantReport> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../scenarios")
-        .join(name);
-    let loaded = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    run_loaded(&loaded, RunOptions::default()).unwrap().variants
-}
-
-fn run_text(text: &str) -> Vec<VariantReport> {
-    let loaded = scenario::parse(Path::new("<test>"), text).unwrap_or_else(|e| panic!("{e}"));
-    run_loaded(&loaded, RunOptions::default()).unwrap().variants
-}
-
-fn parse_err(text: &str) -> String {
-    match scenario::parse(Path::new("<test>"), text) {
-        Ok(_) => panic!("accepted: {text}"),
-        Err(e) => e.to_string(),
-    }
-}
 
 #[test]
 fn snp_in_the_leaf_forces_the_no_snoop_write_to_be_snooped() {
@@ -252,7 +232,7 @@ fn bad_vtd_configurations_name_the_json_path() {
     ];
     for (from, to, path) in cases {
         assert!(base.contains(from), "{from}");
-        let msg = parse_err(&base.replacen(from, to, 1));
+        let msg = load_err(&base.replacen(from, to, 1));
         assert!(msg.contains(path), "{path}: {msg}");
         // file:line:col of the value, or of its nearest enclosing key when it is a default.
         let pos = msg.split(": at ").next().unwrap_or("");
@@ -262,7 +242,7 @@ fn bad_vtd_configurations_name_the_json_path() {
         );
     }
     // CAP.ND = 2 supports 2^(4 + 2·2) = 256 domain ids.
-    let msg = parse_err(
+    let msg = load_err(
         &base
             .replacen(r#""capabilities": {}"#, r#""capabilities": {"nd": 2}"#, 1)
             .replacen(r#""id": 3"#, r#""id": 256"#, 1),
@@ -275,7 +255,7 @@ fn bad_vtd_configurations_name_the_json_path() {
     let no_iommu = r#"{"name": "t", "seed": 1, "devices": [{"name": "nic", "bdf": "01:00.0"}],
       "workload": {"program": {"cpus": {"cpu0": [
         {"iommu_unmap": {"domain": "d", "iova": "0x1000", "bytes": 4096}}]}}}}"#;
-    let msg = parse_err(no_iommu);
+    let msg = load_err(no_iommu);
     assert!(
         msg.contains("workload.program.cpus.cpu0[0].iommu_unmap") && msg.contains("needs an IOMMU"),
         "{msg}"
@@ -356,11 +336,11 @@ fn iommu_operations_the_driver_refuses_are_load_time_errors() {
     ];
     for (op, path) in cases {
         let text = base.replacen(r#"{"delay": {"ns": 1}}"#, op, 1);
-        let msg = parse_err(&text);
+        let msg = load_err(&text);
         assert!(msg.contains(path), "{path}: {msg}");
     }
     // 2^23 pages of 4 KiB: over the limit on pages a scenario maps.
     let big = base.replacen(r#""bytes": 4096}]}],"#, r#""bytes": 34359738368}]}],"#, 1);
-    let msg = parse_err(&big);
+    let msg = load_err(&big);
     assert!(msg.contains("pages mapped in all"), "{msg}");
 }
