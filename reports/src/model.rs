@@ -413,7 +413,8 @@ pub struct DomainDecision {
     /// `vfio` (passed through to the guest), `dma_api` (an in-kernel driver) or `raw`
     /// (no domain API: the scenario's bits).
     pub owner: String,
-    /// What `enforce_cache_coherency()` did: `succeeded`, `failed: <why>` or `not called`.
+    /// What the last call of `enforce_cache_coherency()` (VFIO's at boot, or a program's)
+    /// returned: `succeeded`, `failed: <why>` or `not called`.
     pub enforce: String,
     /// What happens to a request with No Snoop set, and which bit does it.
     pub no_snoop: String,
@@ -421,6 +422,11 @@ pub struct DomainDecision {
     /// an enforced domain and a unit without snoop control); omitted when none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refused: Vec<String>,
+    /// The `enforce` operations of the CPU programs on this domain, oldest first (at most
+    /// the last 16): who called it, when, and what it returned (`cpu0 at 1.250 µs:
+    /// succeeded`); `enforce` is the last outcome. Omitted when no program called it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub enforce_calls: Vec<String>,
 }
 
 /// What KVM knows about the guest's DMA and does with its `WBINVD`.

@@ -105,6 +105,14 @@ fn render_host(out: &mut String, v: &VariantReport) {
             d.refused.join(", ")
         );
     }
+    for d in h.domains.iter().filter(|d| !d.enforce_calls.is_empty()) {
+        let _ = writeln!(
+            out,
+            "  {} enforce_cache_coherency() at run time: {}",
+            d.name,
+            d.enforce_calls.join("; ")
+        );
+    }
     if let Some(k) = &h.kvm {
         let c = &v.cpu;
         let _ = writeln!(

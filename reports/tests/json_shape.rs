@@ -235,6 +235,7 @@ fn several_units_add_a_units_list_and_a_refusing_domain_lists_its_refusals() {
             enforce: "succeeded".to_owned(),
             no_snoop: "blocked: SNP on every leaf".to_owned(),
             refused: vec!["nic (dmar1: ECAP.SC = 0)".to_owned()],
+            enforce_calls: vec!["cpu0 at 1.250 µs: succeeded".to_owned()],
         }],
         kvm: None,
     });
@@ -255,7 +256,18 @@ fn several_units_add_a_units_list_and_a_refusing_domain_lists_its_refusals() {
     );
     assert_eq!(
         keys(&v["host"]["domains"][0]),
-        set(&["name", "owner", "enforce", "no_snoop", "refused"])
+        set(&[
+            "name",
+            "owner",
+            "enforce",
+            "no_snoop",
+            "refused",
+            "enforce_calls"
+        ])
+    );
+    assert_eq!(
+        v["host"]["domains"][0]["enforce_calls"][0],
+        "cpu0 at 1.250 µs: succeeded"
     );
     assert_eq!(
         v["host"]["domains"][0]["refused"][0],

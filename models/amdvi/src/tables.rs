@@ -521,6 +521,30 @@ impl IoPageTable {
         Ok(PhysAddr(table + idx * 8))
     }
 
+    /// Writes `pte` over the natural-size leaf (Next Level 0) mapping `iova` at exactly
+    /// `page_bytes`: one 8-byte store, to update or corrupt a PTE in place. Size-encoded
+    /// pages, replicated over several entries, are refused. Returns the entry's address.
+    pub fn set_leaf(
+        &mut self,
+        iova: u64,
+        page_bytes: u64,
+        pte: IoPte,
+        out: &mut Vec<MemWrite>,
+    ) -> Result<PhysAddr, TableError> {
+        let not_mapped = || TableError::NotMapped { iova };
+        let (level, count) = placement(page_bytes).ok_or_else(not_mapped)?;
+        self.check_iova(iova)?;
+        aligned("IOVA", iova, page_bytes)?;
+        let table = self.table_at(iova, level).ok_or_else(not_mapped)?;
+        let idx = index(iova, level);
+        let old = IoPte(self.entry(table, idx));
+        if count != 1 || !old.pr() || old.next_level() != NL_LEAF {
+            return Err(not_mapped());
+        }
+        self.set_run(table, idx, pte.0, 1, out);
+        Ok(PhysAddr(table + idx * 8))
+    }
+
     /// Address of the entry of a table of `level` on `iova`'s path, if that table exists.
     pub fn entry_address(&self, iova: u64, level: u8) -> Option<PhysAddr> {
         if !(1..=self.levels).contains(&level) || self.check_iova(iova).is_err() {

@@ -959,6 +959,53 @@ fn map_64k_writes_16_replicated_next_level_7_leaves() {
 }
 
 #[test]
+fn set_leaf_rewrites_one_natural_leaf_in_place_and_refuses_what_is_not_one() {
+    let (mut alloc, mut pt, mut mem) = setup(3);
+    let root = pt.root().0;
+    let mut out = Vec::new();
+    let leaf = pt
+        .map(
+            &mut alloc,
+            0x1_0000,
+            PhysAddr(0x20_0000),
+            4096,
+            IoPerm::LINUX_RW,
+            &mut out,
+        )
+        .expect("4K");
+    apply(&mut mem, &out);
+    // IR | FC, no IW, to 0x30_0000: PR 0, address 51:12, FC 60, IR 61 (SPEC-NOTES §4.2).
+    let pte = IoPte::leaf(PhysAddr(0x30_0000), true, true, false, false);
+    assert_eq!(pte.0, 0x3000_0000_0030_0001);
+    let mut out = Vec::new();
+    assert_eq!(pt.set_leaf(0x1_0000, 4096, pte, &mut out), Ok(leaf));
+    // One 8-byte store at the leaf's address, nothing else.
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].pa, out[0].bytes.len()), (leaf, 8));
+    apply(&mut mem, &out);
+    assert_eq!(read_u64(&mem, leaf.0), pte.0);
+    assert_eq!(hand_walk(&mem, root, 3, 0x1_0123), Some((0x30_0123, 4096)));
+    // Not mapped, the wrong size, or a size-encoded run: refused, nothing written.
+    let mut out = Vec::new();
+    assert!(matches!(
+        pt.set_leaf(0x2_0000, 4096, pte, &mut out),
+        Err(TableError::NotMapped { iova: 0x2_0000 })
+    ));
+    pt.map(
+        &mut alloc,
+        0x10_0000,
+        PhysAddr(0x40_0000),
+        64 << 10,
+        IoPerm::LINUX_RW,
+        &mut Vec::new(),
+    )
+    .expect("64K");
+    assert!(pt.set_leaf(0x10_0000, 64 << 10, pte, &mut out).is_err());
+    assert!(pt.set_leaf(0x10_0000, 4096, pte, &mut out).is_err());
+    assert!(out.is_empty());
+}
+
+#[test]
 fn six_level_table_reaches_the_top_index_bits() {
     let (mut alloc, mut pt, mut mem) = setup(6);
     let root = pt.root().0;

@@ -7,6 +7,7 @@ use super::{
     CpuOp, DeviceOp, IommuSpec, Scenario, Step, StreamDirection, Workload, MAX_WORKLOAD_BYTES,
 };
 use crate::system::amdvi_host::AmdviHost;
+use crate::system::api_ops::AttachStep;
 use crate::system::domain_api::DomainApi;
 use crate::system::driver::Driver;
 use crate::system::vtd_host::VtdHost;
@@ -151,6 +152,8 @@ fn check_leaf<'s>(
                     let (op_name, device) = match op {
                         CpuOp::MmioWrite(w) => ("mmio_write", &w.device),
                         CpuOp::Wait(w) => ("wait", &w.device),
+                        CpuOp::Attach(a) => ("attach", &a.device),
+                        CpuOp::Detach(d) => ("detach", &d.device),
                         _ => continue,
                     };
                     if !names.contains_key(device.as_str()) {
@@ -189,15 +192,62 @@ fn check_leaf<'s>(
 /// A CPU operation of a program: the program's JSON path, the operation's index.
 type OpAt<'s> = (&'s [Step], usize, &'s CpuOp);
 
+/// Whether a CPU operation is one of the host's IOMMU operations.
+fn is_iommu_op(op: &CpuOp) -> bool {
+    matches!(
+        op,
+        CpuOp::IommuMap(_)
+            | CpuOp::IommuUnmap(_)
+            | CpuOp::IommuInvalidate(_)
+            | CpuOp::Enforce(_)
+            | CpuOp::Attach(_)
+            | CpuOp::Detach(_)
+            | CpuOp::PteUpdate(_)
+    )
+}
+
+/// Replays a program's `enforce`, `attach`, `detach` or `pte_update` on the driver copy:
+/// what the scenario gets wrong, with the field of the operation at fault (`None`: the
+/// operation itself). An enforcement that fails or an attach the API refuses is not wrong:
+/// it happens at run time and the report says so.
+fn replay_host_op(
+    s: &Scenario,
+    api: &mut DomainApi,
+    host: &mut Driver,
+    op: &CpuOp,
+) -> Option<(Option<&'static str>, String)> {
+    let bdf = |device: &str| s.devices.iter().find(|d| d.name == device).map(|d| d.bdf);
+    let r = match op {
+        CpuOp::Enforce(e) => api.enforce(host, &e.domain, "").map(|_| ()),
+        CpuOp::Attach(a) => {
+            let bdf = bdf(&a.device)?;
+            loop {
+                match api.attach(host, &a.device, bdf, &a.domain, "") {
+                    Ok(AttachStep::Detached(_)) => continue,
+                    Ok(AttachStep::Done(_)) => break Ok(()),
+                    Err(e) => break Err(e),
+                }
+            }
+        }
+        CpuOp::Detach(d) => api.detach(host, &d.device, bdf(&d.device)?).map(|_| ()),
+        CpuOp::PteUpdate(p) => {
+            return host.pte_update(p).err().map(|(f, m)| (Some(f), m));
+        }
+        _ => Ok(()),
+    };
+    r.err().map(|m| (None, m))
+}
+
 /// The IOMMU's tables build (the same code boots them), and the CPU programs' IOMMU
-/// operations are accepted by the driver: they are replayed on a copy of the booted driver,
-/// each CPU's in program order, CPUs in name order, each unmap followed by the invalidation
-/// `software.unmap_invalidation` makes the driver issue after it (strict: the range's;
-/// deferred: the domain's flush). (Two CPUs mapping and unmapping the same
-/// IOVA can still meet in another order at run time; that is refused then.)
+/// operations are accepted by the driver: they are replayed on a copy of the booted driver
+/// and domain API, each CPU's in program order, CPUs in name order, each unmap followed by
+/// the invalidation `software.unmap_invalidation` makes the driver issue after it (strict:
+/// the range's; deferred: the domain's flush). (Two CPUs mapping and unmapping the same
+/// IOVA, or attaching and updating the same device and domain, can still meet in another
+/// order at run time; that is refused then.)
 fn check_iommu(s: &Scenario) -> Result<(), (Vec<Step>, String)> {
     let devices = || s.devices.iter().map(|d| (d.name.clone(), d.bdf)).collect();
-    let api = DomainApi::new(s).map_err(|e| (e.steps, e.message))?;
+    let mut api = DomainApi::new(s).map_err(|e| (e.steps, e.message))?;
     let (mut host, vendor) = match &api.apply(&s.platform.iommu) {
         IommuSpec::Vtd(spec) => {
             let names: Vec<_> = s.devices.iter().map(|d| (d.name.clone(), d.bdf)).collect();
@@ -217,12 +267,7 @@ fn check_iommu(s: &Scenario) -> Result<(), (Vec<Step>, String)> {
     for (at, w) in &leaves {
         let Workload::Program(p) = w else { continue };
         for (cpu, ops) in &p.cpus {
-            let iommu_ops = ops.iter().enumerate().filter(|(_, op)| {
-                matches!(
-                    op,
-                    CpuOp::IommuMap(_) | CpuOp::IommuUnmap(_) | CpuOp::IommuInvalidate(_)
-                )
-            });
+            let iommu_ops = ops.iter().enumerate().filter(|(_, op)| is_iommu_op(op));
             let list = by_cpu.entry(cpu).or_default();
             list.extend(iommu_ops.map(|(i, op)| (at.as_slice(), i, op)));
         }
@@ -233,6 +278,10 @@ fn check_iommu(s: &Scenario) -> Result<(), (Vec<Step>, String)> {
                 CpuOp::IommuMap(m) => ("iommu_map", Some(&m.domain)),
                 CpuOp::IommuUnmap(u) => ("iommu_unmap", Some(&u.domain)),
                 CpuOp::IommuInvalidate(v) => ("iommu_invalidate", v.domain.as_ref()),
+                CpuOp::Enforce(e) => ("enforce", Some(&e.domain)),
+                CpuOp::Attach(a) => ("attach", Some(&a.domain)),
+                CpuOp::Detach(_) => ("detach", None),
+                CpuOp::PteUpdate(p) => ("pte_update", Some(&p.domain)),
                 _ => continue,
             };
             let path = |field: Option<&str>| {
@@ -253,6 +302,14 @@ fn check_iommu(s: &Scenario) -> Result<(), (Vec<Step>, String)> {
                     format!("{name} needs an IOMMU: platform.iommu is \"none\""),
                 ));
             };
+            if matches!(op, CpuOp::Enforce(_)) && s.software.semantics != Semantics::V5_19 {
+                return Err((
+                    path(None),
+                    "enforce_cache_coherency() came with v5.19: set software.semantics to \
+                     \"v5_19\""
+                        .to_owned(),
+                ));
+            }
             if let Some(d) = domain {
                 if !host.has_domain(d) {
                     return Err((
@@ -308,7 +365,7 @@ fn check_iommu(s: &Scenario) -> Result<(), (Vec<Step>, String)> {
                         })
                     }),
                 CpuOp::IommuInvalidate(v) => api.invalidate(host, v).err().map(|e| (path(None), e)),
-                _ => None,
+                _ => replay_host_op(s, &mut api, host, op).map(|(f, m)| (path(f), m)),
             };
             if let Some(e) = refused {
                 return Err(e);

@@ -280,6 +280,80 @@ pub enum CpuOp {
     /// The IOMMU driver invalidates cached translations and waits for completion (queued:
     /// descriptors + invalidation wait; register-based: command + polling).
     IommuInvalidate(IommuInvalidateOp),
+    /// `enforce_cache_coherency()` on a domain, called explicitly at this point (the v5.19
+    /// domain API). On success later maps block No Snoop (VT-d second level: SNP on new
+    /// leaves only; first level: PGSNP written into the attached devices' PASID entries,
+    /// then a PASID-cache invalidation); the outcome is in the report's `host` section.
+    Enforce(EnforceOp),
+    /// The host attaches a device's requests without PASID to a domain: its context entry
+    /// (VT-d legacy), RID_PASID entry (scalable) or DTE (AMD-Vi) is written, then the
+    /// invalidation the kernel issues. A device already attached is detached first; the
+    /// domain API may refuse the attach, and the device then stays detached.
+    Attach(AttachOp),
+    /// The host detaches a device (blocks its DMA): the entry is cleared, then the context /
+    /// PASID-cache or DTE invalidation and the IOTLB of the device's old domain, with the
+    /// wait.
+    Detach(DetachOp),
+    /// A raw rewrite of the leaf entry mapping `iova`: one CPU store of the 8-byte entry,
+    /// CLFLUSHed per `flush`, with no invalidation (the program adds `iommu_invalidate`).
+    /// Its snoop bits bypass the domain API on purpose.
+    PteUpdate(PteUpdateOp),
+}
+
+/// `enforce`: `enforce_cache_coherency()` on a domain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnforceOp {
+    /// The domain's name.
+    pub domain: String,
+}
+
+/// `attach`: a device's requests without PASID go to a domain from now on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachOp {
+    /// The device's name.
+    pub device: String,
+    /// The domain's name.
+    pub domain: String,
+}
+
+/// `detach`: the device's requests without PASID are blocked from now on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetachOp {
+    /// The device's name.
+    pub device: String,
+}
+
+/// `pte_update`: rewrite the leaf that maps `iova` in `domain`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PteUpdateOp {
+    /// The domain's name.
+    pub domain: String,
+    /// The IOVA of the page (aligned to the leaf's page size); it must be mapped.
+    pub iova: HexAddr,
+    /// The physical address the leaf points at from now on (aligned to the page size).
+    pub pa: HexAddr,
+    /// Read permission (VT-d second level R, AMD-Vi IR; a first-level leaf is readable
+    /// when present, so it must stay true there); absent: as the leaf has it.
+    #[serde(default)]
+    pub read: Option<bool>,
+    /// Write permission (VT-d W or first-level R/W, AMD-Vi IW); absent: as the leaf has it.
+    #[serde(default)]
+    pub write: Option<bool>,
+    /// VT-d second-level SNP, written as given whatever the domain API would decide (with
+    /// ECAP.SC = 0 it is a reserved bit: fault 0xC); absent: as the leaf has it.
+    #[serde(default)]
+    pub snp: Option<bool>,
+    /// AMD-Vi FC, written as given; absent: as the leaf has it.
+    #[serde(default)]
+    pub fc: Option<bool>,
+    /// CLFLUSH the entry after the store: `null` follows the platform's
+    /// `flush_table_writes`; `false` models the forgotten flush on a non-coherent walker.
+    #[serde(default)]
+    pub flush: Option<bool>,
 }
 
 /// `iommu_map`.

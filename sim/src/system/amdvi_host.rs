@@ -15,6 +15,8 @@ use model_core::{Bdf, MemWrite, PhysAddr};
 use std::collections::BTreeMap;
 use vtd::entry::PageSize;
 
+mod ops;
+
 /// Every DeviceID has a DTE: Linux sizes the device table for the largest BDF of the
 /// segment (`amd_iommu_last_bdf`, 0xffff).
 const MAX_DEVICE_ID: u16 = 0xffff;
@@ -367,7 +369,12 @@ impl AmdviHost {
     /// Commands plus a COMPLETION_WAIT that stores a fresh sequence number, and the tail
     /// to write (Linux `iommu_completion_wait`).
     pub fn invalidate(&mut self, op: &IommuInvalidateOp) -> Result<Invalidation, String> {
-        let mut cmds = self.commands(op)?;
+        let cmds = self.commands(op)?;
+        self.submit(cmds)
+    }
+
+    /// What the driver writes to submit `cmds` and a COMPLETION_WAIT.
+    fn submit(&mut self, mut cmds: Vec<Command>) -> Result<Invalidation, String> {
         // One submission and its COMPLETION_WAIT must fit the ring with a slot to spare
         // (head == tail means empty); the driver waits for each to complete.
         if cmds.len() as u64 + 1 >= u64::from(self.cmd_entries) {

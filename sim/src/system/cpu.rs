@@ -127,6 +127,12 @@ impl System {
         ) {
             return self.cpu_iommu_op(now, cpu, &op, q);
         }
+        if matches!(
+            op,
+            CpuOp::Enforce(_) | CpuOp::Attach(_) | CpuOp::Detach(_) | CpuOp::PteUpdate(_)
+        ) {
+            return self.cpu_host_op(now, cpu, &op, q);
+        }
         if let CpuOp::Wait(w) = &op {
             return self.cpu_wait_transfers(now, cpu, w, q);
         }
@@ -210,6 +216,10 @@ impl System {
             CpuOp::IommuMap(_)
             | CpuOp::IommuUnmap(_)
             | CpuOp::IommuInvalidate(_)
+            | CpuOp::Enforce(_)
+            | CpuOp::Attach(_)
+            | CpuOp::Detach(_)
+            | CpuOp::PteUpdate(_)
             | CpuOp::Wait(_) => now,
         };
         let c = &mut self.cpus[usize::from(cpu)];

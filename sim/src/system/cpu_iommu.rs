@@ -164,6 +164,21 @@ impl HostWork {
         work
     }
 
+    /// A run-time host operation's table stores (CLFLUSHed, then fenced, when `flush`),
+    /// then each invalidation in turn with its wait.
+    pub(super) fn table_writes(
+        writes: Vec<MemWrite>,
+        flush: bool,
+        invalidations: Vec<(UnitId, Invalidation)>,
+    ) -> HostWork {
+        HostWork {
+            flush: flush && !writes.is_empty(),
+            writes: writes.into(),
+            rest: invalidations.into(),
+            ..HostWork::default()
+        }
+    }
+
     /// WBINVD on each `(start, pCPU)`, in start order; done when all are (as
     /// `wbinvd_on_cpus_mask` waits for every IPI's handler).
     pub(super) fn wbinvds(list: impl IntoIterator<Item = (Tick, cache::CoreId)>) -> HostWork {
@@ -263,7 +278,7 @@ impl System {
     /// qi_submit_sync and iommu_queue_command take a raw spinlock, so another CPU's
     /// submission waits (woken at the release, so a holder that never finishes leaves a
     /// stalled run, not an endless spin). The holder releases it when its wait ends.
-    fn take_invalidation_lock(&mut self, now: Tick, cpu: u16) -> bool {
+    pub(super) fn take_invalidation_lock(&mut self, now: Tick, cpu: u16) -> bool {
         match self.invalidation_lock {
             Some(holder) if holder != cpu => {
                 let c = &mut self.cpus[usize::from(cpu)];
@@ -481,13 +496,19 @@ impl System {
                 )?;
             }
             c.wait = work.wait;
-            // The next unit's invalidation starts when this wait ends.
+            // The next unit's invalidation starts when this wait ends (or now, after table
+            // stores).
             if let Some(next) = work.rest.pop_front() {
                 c.host = Some(HostWork::invalidation(next, work.rest));
             }
             if c.wait.is_none() {
                 c.stats.stall += now.saturating_since(c.wait_since);
+                c.wait_since = now;
                 q.schedule(now, Event::CpuStep { cpu })?;
+                // A host operation that took the lock and needed no invalidation is done.
+                if c.host.is_none() && self.invalidation_lock == Some(cpu) {
+                    self.release_invalidation_lock(now, q)?;
+                }
             }
             if let Some(range) = work.unmapped {
                 self.unmapped(now, cpu, range, q)?;
@@ -545,15 +566,7 @@ impl System {
                 return self.arm_mem_wake(q);
             }
             if self.invalidation_lock == Some(cpu) {
-                self.invalidation_lock = None;
-                // Spinning CPUs see the release when the holder's wait ends.
-                for (i, c) in self.cpus.iter_mut().enumerate() {
-                    if c.wait == Some(CpuWait::Lock) {
-                        c.wait = None;
-                        c.stats.stall += t.saturating_since(c.wait_since);
-                        q.schedule(t, Event::CpuStep { cpu: i as u16 })?;
-                    }
-                }
+                self.release_invalidation_lock(t, q)?;
             }
             let c = &mut self.cpus[usize::from(cpu)];
             c.wait = None;
@@ -562,6 +575,23 @@ impl System {
             q.schedule(t, Event::CpuStep { cpu })?;
         }
         self.arm_mem_wake(q)
+    }
+
+    /// The holder releases the invalidation queue lock at `t`: spinning CPUs see it then.
+    fn release_invalidation_lock(
+        &mut self,
+        t: Tick,
+        q: &mut EventQueue<Event>,
+    ) -> Result<(), SimError> {
+        self.invalidation_lock = None;
+        for (i, c) in self.cpus.iter_mut().enumerate() {
+            if c.wait == Some(CpuWait::Lock) {
+                c.wait = None;
+                c.stats.stall += t.saturating_since(c.wait_since);
+                q.schedule(t, Event::CpuStep { cpu: i as u16 })?;
+            }
+        }
+        Ok(())
     }
 
     /// The IOMMU wrote memory at `pa` at `at`: CPUs spinning on it look again.

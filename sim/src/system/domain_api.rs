@@ -32,6 +32,10 @@
 //! domain refuses a device behind a unit without ECAP.SC (9d6ab26a75f4, today's
 //! `paging_domain_compatible` -EINVAL); VFIO gives that device a domain of its own (the
 //! same mappings, not enforced), and KVM learns of non-coherent DMA.
+//!
+//! **At run time** a program can call `enforce_cache_coherency()`, attach and detach
+//! devices (`api_ops.rs`). KVM's decision is taken once, when the kvm-vfio device learns of
+//! the guest's VFIO groups, and none of these changes it.
 
 use super::driver::{HostError, UnitId};
 use super::units::{ApiUnit, Attachments};
@@ -99,6 +103,11 @@ pub(super) struct ApiDomain {
     /// The VFIO domains split off it for the devices it refused (same container: VFIO
     /// maps and unmaps in each).
     pub(super) split: Vec<String>,
+    /// `enforce` succeeded by a program's call, after boot: a second-level domain's PASID
+    /// entries were not rewritten (only later leaves get SNP).
+    pub(super) late: bool,
+    /// The programs' `enforce` calls on it and their outcomes (`api_ops.rs`).
+    pub(super) enforce_calls: Vec<String>,
 }
 
 impl ApiDomain {
@@ -114,13 +123,15 @@ impl ApiDomain {
             units: BTreeSet::new(),
             refused: Vec::new(),
             split: Vec::new(),
+            late: false,
+            enforce_calls: Vec::new(),
         }
     }
 }
 
 /// The vendor facts the API's decisions depend on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Vendor {
+pub(super) enum Vendor {
     None,
     Vtd { scalable: bool },
     Amdvi { fc: FcPolicy },
@@ -130,7 +141,7 @@ enum Vendor {
 #[derive(Debug, Clone)]
 pub struct DomainApi {
     semantics: Semantics,
-    vendor: Vendor,
+    pub(super) vendor: Vendor,
     /// VT-d: the platform's units.
     pub(super) units: Vec<ApiUnit>,
     /// By domain name, in scenario order of `order`.
@@ -141,6 +152,11 @@ pub struct DomainApi {
     kvm: Option<KvmSpec>,
     /// KVM registered non-coherent DMA, so the guest's WBINVD is emulated.
     emulate_wbinvd: bool,
+    /// What KVM decided when the kvm-vfio device learnt of the guest's VFIO files. It
+    /// re-evaluates coherency only when a group is added or removed
+    /// (`kvm_vfio_update_coherency`), so the programs' `enforce`, `attach` and `detach`
+    /// never change it.
+    kvm_decision: Option<KvmDecision>,
 }
 
 impl DomainApi {
@@ -301,6 +317,7 @@ impl DomainApi {
             attach: Attachments::default(),
             kvm: sw.kvm.clone(),
             emulate_wbinvd: false,
+            kvm_decision: None,
         };
         if let IommuSpec::Vtd(v) = &s.platform.iommu {
             api.attach_first(v);
@@ -310,6 +327,7 @@ impl DomainApi {
             api.attach_after_maps(v)?;
         }
         api.emulate_wbinvd = api.noncoherent_dma().is_some();
+        api.kvm_decision = api.kvm_decision();
         Ok(api)
     }
 
@@ -417,8 +435,9 @@ impl DomainApi {
             // First-level domains: `domain_setup_first_level` /
             // `intel_pasid_setup_page_snoop_control`; second-level ones in scalable mode as
             // `intel_pasid_setup_second_level` does for a force-snooping domain (so nested
-            // children inherit it).
-            Semantics::V5_19 => d.enforce == Enforce::Succeeded,
+            // children inherit it) — when enforced before their PASID entries were written:
+            // a program's late `enforce` only sets `set_pte_snp` on a second-level domain.
+            Semantics::V5_19 => d.enforce == Enforce::Succeeded && !(d.late && d.leaf_bit),
         }
     }
 
@@ -580,9 +599,11 @@ impl DomainApi {
         })
     }
 
-    /// The decisions, for the report; `None` when there is neither a domain API nor a guest.
+    /// The decisions, for the report; `None` when there is neither a domain API nor a guest
+    /// (nor an attach a program made that was refused).
     pub fn report(&self) -> Option<HostReport> {
-        if self.semantics == Semantics::None && self.kvm.is_none() {
+        let refusals = self.domains.values().any(|d| !d.refused.is_empty());
+        if self.semantics == Semantics::None && self.kvm.is_none() && !refusals {
             return None;
         }
         let domains = self
@@ -604,9 +625,33 @@ impl DomainApi {
                 },
                 no_snoop: self.no_snoop(name, d),
                 refused: d.refused.clone(),
+                enforce_calls: d.enforce_calls.clone(),
             })
             .collect();
-        let kvm = self.kvm.as_ref().map(|_| match self.noncoherent_dma() {
+        Some(HostReport {
+            semantics: match self.semantics {
+                Semantics::None => "none",
+                Semantics::PreV5_19 => "pre_v5_19",
+                Semantics::V5_19 => "v5_19",
+            }
+            .to_owned(),
+            domains,
+            kvm: self.kvm_decision.clone().map(|mut k| {
+                if self.domains.values().any(|d| !d.enforce_calls.is_empty()) {
+                    k.reason.push_str(
+                        " (decided when the VFIO groups were added: kvm-vfio re-evaluates only \
+                         when a group is added or removed, so the programs' enforce calls \
+                         leave it)",
+                    );
+                }
+                k
+            }),
+        })
+    }
+
+    /// What KVM does with the guest's WBINVD, and why, from the VFIO domains' state.
+    fn kvm_decision(&self) -> Option<KvmDecision> {
+        self.kvm.as_ref().map(|_| match self.noncoherent_dma() {
             Some(reason) => KvmDecision {
                 noncoherent_dma: true,
                 wbinvd: "emulated".to_owned(),
@@ -628,16 +673,6 @@ impl DomainApi {
                         .to_owned()
                     }),
             },
-        });
-        Some(HostReport {
-            semantics: match self.semantics {
-                Semantics::None => "none",
-                Semantics::PreV5_19 => "pre_v5_19",
-                Semantics::V5_19 => "v5_19",
-            }
-            .to_owned(),
-            domains,
-            kvm,
         })
     }
 

@@ -8,9 +8,9 @@ use super::vtd_host::VtdHost;
 use crate::scenario::iommu::MappingSpec;
 use crate::scenario::software::{FlushQueueSpec, UnmapInvalidation};
 use crate::scenario::values::{Bounded, HexAddr};
-use crate::scenario::{InvalidateWhat, IommuInvalidateOp, Step};
-use model_core::{MemWrite, PhysAddr, Span, Tick};
-use std::collections::BTreeMap;
+use crate::scenario::{InvalidateWhat, IommuInvalidateOp, PteUpdateOp, Step};
+use model_core::{Bdf, MemWrite, PhysAddr, Span, Tick};
+use std::collections::{BTreeMap, BTreeSet};
 use vtd::entry::PageSize;
 
 /// Most pages a scenario's drivers map (boot and run time together): each is a table write
@@ -80,6 +80,26 @@ pub enum Invalidation {
         /// Its busy bit.
         busy: u64,
     },
+}
+
+/// What a run-time host operation asks of a CPU: table stores (CLFLUSHed per the driver's
+/// policy), then each invalidation in turn, each with its own wait.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DriverWork {
+    /// Table stores, in order.
+    pub writes: Vec<MemWrite>,
+    /// Submissions after them, each to its unit.
+    pub invalidations: Vec<(UnitId, Invalidation)>,
+}
+
+/// What attaching a detached device did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttachOutcome {
+    /// The device's entries were written.
+    Attached(DriverWork),
+    /// The unit refused the domain (Linux `paging_domain_compatible`: -EINVAL), and why:
+    /// `nic (dmar1: ...)`. The device stays detached.
+    Refused(String),
 }
 
 /// The driver of the platform's IOMMU.
@@ -194,6 +214,81 @@ impl Driver {
             Driver::Vtd(h) => h.domain_id(name).is_some(),
             Driver::Amdvi(h) => h.has_domain(name),
         }
+    }
+
+    /// The domain `device` (requester `bdf`) is attached to now, by RID.
+    pub fn attached(&self, device: &str, bdf: Bdf) -> Option<String> {
+        match self {
+            Driver::Vtd(h) => h.attached(device).map(str::to_owned),
+            Driver::Amdvi(h) => h.attached(bdf),
+        }
+    }
+
+    /// The unit `device` sits behind (VT-d's device scope; AMD-Vi has one unit).
+    pub fn unit_of(&self, device: &str) -> Option<UnitId> {
+        match self {
+            Driver::Vtd(h) => h.unit_of(device),
+            Driver::Amdvi(_) => Some(UnitId(0)),
+        }
+    }
+
+    /// The units `domain` spans now.
+    pub fn domain_units(&self, domain: &str) -> BTreeSet<UnitId> {
+        match self {
+            Driver::Vtd(h) => h.domain_units(domain),
+            Driver::Amdvi(_) => BTreeSet::from([UnitId(0)]),
+        }
+    }
+
+    /// Whether a map was ever made in `domain` (Linux VT-d `has_mappings`).
+    pub fn has_mappings(&self, domain: &str) -> bool {
+        match self {
+            Driver::Vtd(h) => h.has_mappings(domain),
+            Driver::Amdvi(h) => h.has_mappings(domain),
+        }
+    }
+
+    /// Attaches a detached device to `domain` (run time).
+    pub fn attach(
+        &mut self,
+        device: &str,
+        bdf: Bdf,
+        domain: &str,
+    ) -> Result<AttachOutcome, String> {
+        match self {
+            Driver::Vtd(h) => h.attach_device(device, bdf, domain),
+            Driver::Amdvi(h) => h.attach_device(bdf, domain).map(AttachOutcome::Attached),
+        }
+    }
+
+    /// Blocks `device`'s requests without PASID (run time); nothing if it is detached.
+    pub fn detach(&mut self, device: &str, bdf: Bdf) -> Result<DriverWork, String> {
+        match self {
+            Driver::Vtd(h) => h.detach(device),
+            Driver::Amdvi(h) => h.detach(bdf),
+        }
+    }
+
+    /// What the driver writes once `enforce_cache_coherency()` succeeded on `domain`:
+    /// VT-d first-level PGSNP; nothing elsewhere (later maps carry the bit).
+    pub fn force_snooping(&mut self, domain: &str) -> Result<DriverWork, String> {
+        match self {
+            Driver::Vtd(h) => h.force_snooping(domain),
+            Driver::Amdvi(_) => Ok(DriverWork::default()),
+        }
+    }
+
+    /// The store of a `pte_update`; the error names the operation's field at fault.
+    pub fn pte_update(
+        &mut self,
+        op: &PteUpdateOp,
+    ) -> Result<Vec<MemWrite>, (&'static str, String)> {
+        let mut writes = Vec::new();
+        match self {
+            Driver::Vtd(h) => h.pte_update(op, &mut writes)?,
+            Driver::Amdvi(h) => h.pte_update(op, &mut writes)?,
+        }
+        Ok(writes)
     }
 }
 

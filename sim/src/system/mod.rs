@@ -18,17 +18,20 @@
 //! never see the queue. Requests in flight live in a slab so events carry a small key.
 
 pub mod amdvi_host;
+pub mod api_ops;
 mod build;
 mod cpu;
 mod cpu_iommu;
 pub mod domain_api;
 pub mod driver;
 mod host;
+mod host_ops;
 mod kvm;
 mod link;
 mod units;
 pub mod vtd_host;
 mod vtd_inval;
+mod vtd_ops;
 mod vtd_unit;
 
 use crate::check::Checker;

@@ -24,10 +24,9 @@
 //!   end by matching domains on their enforcement flag); enforcement fails there, so KVM
 //!   registers non-coherent DMA and emulates WBINVD.
 
-use super::domain_api::{at, k, ApiDomain, DomainApi, Enforce, Owner};
+use super::domain_api::{at, k, ApiDomain, DomainApi, Owner};
 use super::driver::{Driver, HostError, Invalidation, UnitId};
 use crate::scenario::iommu::{MappingSpec, VtdSpec, VtdUnit};
-use crate::scenario::software::Semantics;
 use crate::scenario::{IommuInvalidateOp, Step};
 use model_core::MemWrite;
 use std::collections::BTreeSet;
@@ -119,20 +118,15 @@ impl DomainApi {
                     .map(|(j, p)| (Some(j), &p.domain)),
             );
             for (pasid, name) in named {
-                let Some(d) = self.domains.get(name) else {
+                if !self.domains.contains_key(name) {
                     continue; // the driver names the unknown domain
-                };
-                let unit = &self.units[u.index()];
-                let refuse = self.semantics() == Semantics::V5_19
-                    && d.enforce == Enforce::Succeeded
-                    && !unit.snoop_control;
-                if !refuse {
+                }
+                let Some(why) = self.refusal(name, &a.device, u) else {
                     if let Some(d) = self.domains.get_mut(name) {
                         d.units.insert(u);
                     }
                     continue;
-                }
-                let why = format!("{} ({}: ECAP.SC = 0)", a.device, unit.name);
+                };
                 let split = self.split_off(name, &a.device, u).map_err(|m| {
                     let steps = vec![k("platform"), k("iommu"), k("vtd"), k("attach")];
                     at([steps, vec![Step::Index(i), k("device")]].concat(), m)

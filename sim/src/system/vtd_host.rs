@@ -54,11 +54,11 @@ fn vtd_path(rest: &[Step]) -> Vec<Step> {
 #[derive(Debug, Clone)]
 pub(super) struct Domain {
     pub(super) id: u16,
-    kind: DomainKind,
-    levels: u8,
-    pgsnp: bool,
+    pub(super) kind: DomainKind,
+    pub(super) levels: u8,
+    pub(super) pgsnp: bool,
     pub(super) sl: Option<SlTables>,
-    fl: Option<FlTables>,
+    pub(super) fl: Option<FlTables>,
     /// Nested: the parent's second-level table root and levels.
     pub(super) parent: Option<(PhysAddr, u8)>,
     /// Nested: the parent forces snooping (Linux intel_pasid_setup_nested takes PGSNP from
@@ -67,6 +67,17 @@ pub(super) struct Domain {
     /// The units its devices sit behind (by RID or PASID), ascending; empty while no
     /// device is attached.
     pub(super) units: Vec<usize>,
+    /// A map was ever made in it (Linux `dmar_domain->has_mappings`, never cleared).
+    pub(super) has_mappings: bool,
+}
+
+/// A device's requests without PASID and the domain they use (its context entry, or its
+/// RID_PASID entry in scalable mode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct RidAttachment {
+    pub(super) domain: String,
+    pub(super) bdf: Bdf,
+    pub(super) fpd: bool,
 }
 
 /// The driver state of the platform's VT-d units.
@@ -75,9 +86,13 @@ pub struct VtdHost {
     /// The units, in scenario order.
     pub(super) units: Vec<DmarUnit>,
     /// The unit each device sits behind, by device name.
-    scope: BTreeMap<String, usize>,
-    alloc: TableAllocator,
+    pub(super) scope: BTreeMap<String, usize>,
+    pub(super) alloc: TableAllocator,
     pub(super) domains: BTreeMap<String, Domain>,
+    /// Each attached device's requests without PASID, by device name.
+    pub(super) rid: BTreeMap<String, RidAttachment>,
+    /// The domains each device reaches through further PASIDs (scalable mode).
+    pub(super) pasid_domains: BTreeMap<String, Vec<String>>,
     /// CLFLUSH every table write.
     pub flush: bool,
     /// Pages mapped so far (bounded by `driver::MAX_MAPPED_PAGES`).
@@ -139,6 +154,8 @@ impl VtdHost {
             scope: BTreeMap::new(),
             alloc,
             domains: BTreeMap::new(),
+            rid: BTreeMap::new(),
+            pasid_domains: BTreeMap::new(),
             flush,
             mapped_pages: 0,
         };
@@ -196,26 +213,26 @@ impl VtdHost {
         }
     }
 
-    /// Whether a domain fits one unit's capabilities; the field and what is wrong if not.
-    fn domain_fits(
+    /// Whether a domain of this id, kind and levels fits one unit's capabilities (at boot,
+    /// and for a run-time attach: Linux `paging_domain_compatible`); the field and what is
+    /// wrong if not.
+    pub(super) fn domain_fits(
         caps: &Capabilities,
-        d: &DomainSpec,
+        (id, kind, levels): (u64, DomainKind, u8),
         scalable: bool,
     ) -> Result<(), (&'static str, String)> {
-        if u32::from(d.id.0 as u16) >= caps.cap().domains() || d.id.0 > u64::from(u16::MAX) {
+        if u32::from(id as u16) >= caps.cap().domains() || id > u64::from(u16::MAX) {
             return Err((
                 "id",
                 format!(
-                    "domain id {} is beyond the {} domains CAP.ND = {} supports",
-                    d.id.0,
+                    "domain id {id} is beyond the {} domains CAP.ND = {} supports",
                     caps.cap().domains(),
                     caps.nd
                 ),
             ));
         }
-        let levels = d.levels.0 as u8;
         let kind_err = |m: &str| Err(("kind", m.to_owned()));
-        match d.kind {
+        match kind {
             DomainKind::FirstLevel | DomainKind::Nested if !scalable => {
                 return kind_err("first-level and nested domains need mode \"scalable\"")
             }
@@ -236,7 +253,7 @@ impl VtdHost {
             }
             _ => {}
         }
-        match d.kind {
+        match kind {
             DomainKind::SecondLevel if !caps.sagaw_levels.contains(&levels) => Err((
                 "levels",
                 format!(
@@ -279,7 +296,8 @@ impl VtdHost {
         let scalable = spec.mode == TableMode::Scalable;
         for u in self.units_of(&units) {
             let unit = &self.units[u];
-            Self::domain_fits(&unit.caps, d, scalable).map_err(|(field, m)| {
+            let shape = (d.id.0, d.kind, d.levels.0 as u8);
+            Self::domain_fits(&unit.caps, shape, scalable).map_err(|(field, m)| {
                 let m = if self.units.len() > 1 {
                     format!("{}: {m}", unit.name)
                 } else {
@@ -300,6 +318,7 @@ impl VtdHost {
             parent: None,
             parent_pgsnp: false,
             units,
+            has_mappings: false,
         };
         match d.kind {
             DomainKind::SecondLevel => {
@@ -353,6 +372,7 @@ impl VtdHost {
             }
             dom.parent = Some((sl.root(), sl.levels()));
             dom.parent_pgsnp = p.pgsnp;
+            p.has_mappings = true;
             if d.pgsnp {
                 return Err(at(
                     path(&[k("pgsnp")]),
@@ -374,7 +394,7 @@ impl VtdHost {
         Ok(())
     }
 
-    fn attach(
+    pub(super) fn attach(
         &mut self,
         a: &AttachSpec,
         bdf: Bdf,
@@ -394,6 +414,18 @@ impl VtdHost {
             .scope
             .get(&a.device)
             .ok_or_else(|| at(path(&[k("device")]), "the device is in no unit's scope"))?;
+        self.rid.insert(
+            a.device.clone(),
+            RidAttachment {
+                domain: a.domain.clone(),
+                bdf,
+                fpd: a.fpd,
+            },
+        );
+        if !a.pasids.is_empty() {
+            let domains = a.pasids.iter().map(|p| p.domain.clone()).collect();
+            self.pasid_domains.insert(a.device.clone(), domains);
+        }
         let unit = &mut self.units[u];
         let caps = &unit.caps;
         let mem_err = |e: TableError| at(path(&[]), e.to_string());
@@ -480,7 +512,7 @@ impl VtdHost {
     /// The PASID entry Linux writes for a domain (`intel_pasid_setup_second_level`,
     /// `_first_level`, `_nested`, `_pass_through`): PWSNP from the unit's ECAP.SMPWC,
     /// PGSNP when the domain forces snooping.
-    fn pasid_entry(d: &Domain, fpd: bool, pwsnp: bool) -> PasidEntry {
+    pub(super) fn pasid_entry(d: &Domain, fpd: bool, pwsnp: bool) -> PasidEntry {
         let (pgtt, sl, sl_levels) = match d.kind {
             DomainKind::SecondLevel => (
                 Pgtt::SecondLevel,
@@ -579,6 +611,7 @@ impl VtdHost {
             ));
         }
         charge_pages(&mut self.mapped_pages, m.bytes.0 / bytes)?;
+        d.has_mappings = true;
         for n in 0..m.bytes.0 / bytes {
             let iova = m.iova.0 + n * bytes;
             let pa = PhysAddr(m.pa.0 + n * bytes);
