@@ -8,18 +8,29 @@
 //! registers and sets Control (IommuEn, EventLogEn, CmdBufEn, Coherent when the unit is).
 //! Every leaf gets FC when `force_coherent` is `every_mapping`, as Linux's
 //! `iommu_v1_map_pages` does for every domain, in-kernel DMA domains included.
+//!
+//! A platform may have several IOMMUs (`units`: the IVHD blocks of the ACPI IVRS table, one
+//! PCI function each), each with its own capabilities and device scope; without `units` it
+//! has one, "iommu0", with every device behind it.
 
 use super::iommu::{FlushPolicy, GeometrySpec, MappingSpec, TableMemorySpec};
+use super::units::{Unit, UnitError, UnitSpec, AMDVI};
 use super::values::Bounded;
 use serde::{Deserialize, Serialize};
 
-/// An AMD IOMMU.
+/// The AMD IOMMUs of a platform.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AmdviSpec {
-    /// Capabilities (`amdvi::regs::Capabilities`; defaults: an EPYC-class unit).
+    /// Capabilities (`amdvi::regs::Capabilities`; defaults: an EPYC-class unit); with
+    /// `units`, the values each unit's `capabilities` is merged over.
     #[serde(default)]
     pub capabilities: amdvi::regs::Capabilities,
+    /// The IOMMUs (IVHDs) and the devices behind each (its device scope); absent: one
+    /// IOMMU, "iommu0", with `capabilities` and every device. Timing, caches and walk slots
+    /// are the same for every IOMMU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub units: Option<Vec<UnitSpec>>,
     /// The unit's latencies.
     #[serde(default)]
     pub timing: AmdviTimingSpec,
@@ -33,8 +44,8 @@ pub struct AmdviSpec {
     /// log (the device table alone takes 2 MiB: 65,536 DeviceIDs × 32 bytes).
     #[serde(default)]
     pub table_memory: TableMemorySpec,
-    /// Whether the driver CLFLUSHes table writes: `auto` (only when the unit is not
-    /// coherent), `always`, `never`.
+    /// Whether the driver CLFLUSHes table writes: `auto` (when an IOMMU's walks do not
+    /// snoop: page tables are shared by every IOMMU a domain spans), `always`, `never`.
     #[serde(default)]
     pub flush_table_writes: FlushPolicy,
     /// `every_mapping`: FC on every leaf, as Linux does (so No Snoop never reaches
@@ -52,6 +63,18 @@ pub struct AmdviSpec {
 
 fn default_walks() -> Bounded<1, 64> {
     Bounded(4)
+}
+
+/// An AMD IOMMU with its capabilities resolved.
+pub type AmdUnit = Unit<amdvi::regs::Capabilities>;
+
+impl AmdviSpec {
+    /// The IOMMUs, in order, with their capabilities merged and validated; `devices` are
+    /// the scenario's device names in scenario order, each of which must be in exactly one
+    /// IOMMU's scope.
+    pub fn units(&self, devices: &[&str]) -> Result<Vec<AmdUnit>, UnitError> {
+        AMDVI.units(&self.capabilities, self.units.as_deref(), devices)
+    }
 }
 
 /// When leaves get FC.

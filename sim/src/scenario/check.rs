@@ -246,16 +246,15 @@ fn replay_host_op(
 /// IOVA, or attaching and updating the same device and domain, can still meet in another
 /// order at run time; that is refused then.)
 fn check_iommu(s: &Scenario) -> Result<(), (Vec<Step>, String)> {
-    let devices = || s.devices.iter().map(|d| (d.name.clone(), d.bdf)).collect();
+    let names: Vec<_> = s.devices.iter().map(|d| (d.name.clone(), d.bdf)).collect();
     let mut api = DomainApi::new(s).map_err(|e| (e.steps, e.message))?;
     let (mut host, vendor) = match &api.apply(&s.platform.iommu) {
         IommuSpec::Vtd(spec) => {
-            let names: Vec<_> = s.devices.iter().map(|d| (d.name.clone(), d.bdf)).collect();
             let (host, _) = VtdHost::boot(spec, &names).map_err(|e| (e.steps, e.message))?;
             (Some(Driver::Vtd(host)), "vtd")
         }
         IommuSpec::Amdvi(spec) => {
-            let (host, _) = AmdviHost::boot(spec, &devices()).map_err(|e| (e.steps, e.message))?;
+            let (host, _) = AmdviHost::boot(spec, &names).map_err(|e| (e.steps, e.message))?;
             (Some(Driver::Amdvi(host)), "amdvi")
         }
         IommuSpec::None { .. } => (None, "none"),

@@ -14,9 +14,7 @@
 //! one, "dmar0", with every device behind it.
 
 use super::values::{Bounded, HexAddr};
-use super::Step;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 /// An Intel VT-d unit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,186 +68,17 @@ fn default_walks() -> Bounded<1, 64> {
     Bounded(4)
 }
 
-/// Most remapping units a platform may have.
-pub const MAX_UNITS: usize = 32;
+pub use super::units::{UnitError, UnitSpec, MAX_UNITS};
 
-/// One remapping unit (a DRHD of the ACPI DMAR table, VT-d §8.3).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UnitSpec {
-    /// Name, for reports ("dmar0", "dmar1", ...).
-    pub name: String,
-    /// The fields of `vtd::regs::Capabilities` in which this unit differs from the
-    /// platform's `capabilities` (merged over them, field by field).
-    #[serde(default)]
-    pub capabilities: Map<String, Value>,
-    /// The devices (scenario names) whose requests this unit translates (its device scope).
-    #[serde(default)]
-    pub devices: Vec<String>,
-}
-
-/// A unit with its capabilities resolved.
-#[derive(Debug, Clone, PartialEq)]
-pub struct VtdUnit {
-    /// Name.
-    pub name: String,
-    /// CAP/ECAP: the unit's fields merged over the platform's.
-    pub capabilities: vtd::regs::Capabilities,
-    /// Its device scope, by device name.
-    pub devices: Vec<String>,
-}
-
-/// A problem in `units`, with its path in the scenario.
-pub type UnitError = (Vec<Step>, String);
-
-fn step(s: &str) -> Step {
-    Step::Key(s.to_owned())
-}
-
-/// `platform.iommu.vtd` + `rest`.
-fn vtd_at(rest: &[Step]) -> Vec<Step> {
-    let mut v = vec![step("platform"), step("iommu"), step("vtd")];
-    v.extend_from_slice(rest);
-    v
-}
+/// A VT-d unit with its capabilities resolved.
+pub type VtdUnit = super::units::Unit<vtd::regs::Capabilities>;
 
 impl VtdSpec {
     /// The units, in order, with their capabilities merged and validated; `devices` are
     /// the scenario's device names in scenario order, each of which must be in exactly one
     /// unit's scope.
     pub fn units(&self, devices: &[&str]) -> Result<Vec<VtdUnit>, UnitError> {
-        let Some(list) = &self.units else {
-            self.capabilities.validate().map_err(|e| {
-                (
-                    vtd_at(&[step("capabilities"), step(e.field)]),
-                    e.message.to_string(),
-                )
-            })?;
-            return Ok(vec![VtdUnit {
-                name: "dmar0".to_owned(),
-                capabilities: self.capabilities.clone(),
-                devices: devices.iter().map(|d| (*d).to_owned()).collect(),
-            }]);
-        };
-        let here = |i: usize, rest: &[Step]| {
-            let mut p = vec![step("units"), Step::Index(i)];
-            p.extend_from_slice(rest);
-            vtd_at(&p)
-        };
-        if list.is_empty() || list.len() > MAX_UNITS {
-            return Err((
-                vtd_at(&[step("units")]),
-                format!(
-                    "{} units: expected 1 to {MAX_UNITS} (or leave units out for one unit with \
-                     every device)",
-                    list.len()
-                ),
-            ));
-        }
-        let mut units: Vec<VtdUnit> = Vec::with_capacity(list.len());
-        // Which unit's scope holds each device, and where it is listed.
-        let mut scope: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
-        for (i, u) in list.iter().enumerate() {
-            if u.name.trim().is_empty() {
-                return Err((here(i, &[step("name")]), "the name is empty".to_owned()));
-            }
-            if let Some(j) = units.iter().position(|v| v.name == u.name) {
-                return Err((
-                    here(i, &[step("name")]),
-                    format!("unit name \"{}\" is already used by units[{j}]", u.name),
-                ));
-            }
-            for (j, d) in u.devices.iter().enumerate() {
-                if !devices.contains(&d.as_str()) {
-                    return Err((
-                        here(i, &[step("devices"), Step::Index(j)]),
-                        format!("no device is named \"{d}\""),
-                    ));
-                }
-                if let Some((a, b)) = scope.insert(d.as_str(), (i, j)) {
-                    return Err((
-                        here(i, &[step("devices"), Step::Index(j)]),
-                        format!(
-                            "device \"{d}\" is already in the scope of \"{}\" \
-                             (units[{a}].devices[{b}]): a device sits behind exactly one unit",
-                            list[a].name
-                        ),
-                    ));
-                }
-            }
-            units.push(VtdUnit {
-                name: u.name.clone(),
-                capabilities: self.unit_capabilities(i, u)?,
-                devices: u.devices.clone(),
-            });
-        }
-        if let Some(k) = devices.iter().position(|d| !scope.contains_key(d)) {
-            let names: Vec<String> = units.iter().map(|u| format!("\"{}\"", u.name)).collect();
-            return Err((
-                vec![step("devices"), Step::Index(k), step("name")],
-                format!(
-                    "device \"{}\" is in no remapping unit's device scope: list it in the \
-                     devices of one of platform.iommu.vtd.units ({})",
-                    devices[k],
-                    names.join(", ")
-                ),
-            ));
-        }
-        Ok(units)
-    }
-
-    /// Unit `i`'s capabilities: its fields over the platform's, validated. A refusal is
-    /// blamed on the unit's field, unless the platform's own value is wrong and the unit
-    /// keeps it.
-    fn unit_capabilities(
-        &self,
-        i: usize,
-        u: &UnitSpec,
-    ) -> Result<vtd::regs::Capabilities, UnitError> {
-        let own = |field: &str| {
-            let mut p = vec![step("units"), Step::Index(i), step("capabilities")];
-            if !field.is_empty() {
-                p.push(step(field));
-            }
-            vtd_at(&p)
-        };
-        let mut merged = match serde_json::to_value(&self.capabilities) {
-            Ok(Value::Object(m)) => m,
-            _ => {
-                return Err((
-                    own(""),
-                    "internal error: capabilities do not encode".to_owned(),
-                ))
-            }
-        };
-        merged.extend(u.capabilities.clone());
-        let caps: vtd::regs::Capabilities = serde_path_to_error::deserialize(Value::Object(merged))
-            .map_err(|e| {
-                let field = e.path().iter().next().map(|s| s.to_string());
-                let msg = e.inner().to_string();
-                // An unknown field has no path of its own: serde names it in the message.
-                let field = field.or_else(|| {
-                    msg.strip_prefix("unknown field `")
-                        .and_then(|r| r.split('`').next())
-                        .map(str::to_owned)
-                });
-                (own(field.as_deref().unwrap_or("")), msg)
-            })?;
-        caps.validate().map_err(|e| {
-            // The platform's value, when it is wrong by itself and the unit keeps it.
-            let platform_wrong = !u.capabilities.contains_key(e.field)
-                && self
-                    .capabilities
-                    .validate()
-                    .is_err_and(|p| p.field == e.field);
-            let path = if platform_wrong {
-                vtd_at(&[step("capabilities"), step(e.field)])
-            } else {
-                own(e.field)
-            };
-            (path, format!("{}: {}", u.name, e.message))
-        })?;
-        Ok(caps)
+        super::units::VTD.units(&self.capabilities, self.units.as_deref(), devices)
     }
 }
 

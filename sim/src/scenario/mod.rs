@@ -10,6 +10,7 @@ mod locate;
 pub mod software;
 pub mod spec;
 pub mod templates;
+pub mod units;
 pub mod values;
 pub mod workload;
 

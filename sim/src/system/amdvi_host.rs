@@ -1,27 +1,28 @@
-//! The host software's side of AMD-Vi: what the Linux amd_iommu driver does with the unit —
-//! the device table, v1 I/O page tables (FC on every leaf unless the scenario says
-//! otherwise), the command buffer with COMPLETION_WAIT, and the event log.
+//! The host software's side of AMD-Vi: what the Linux amd_iommu driver does with the
+//! platform's IOMMUs — the device tables, v1 I/O page tables (FC on every leaf unless the
+//! scenario says otherwise), the command buffers with COMPLETION_WAIT, and the event logs.
+//!
+//! A platform may have several IOMMUs (`amdvi_unit`), each with its own device table,
+//! command buffer, event log and completion-wait store. A domain's page table is shared by
+//! every IOMMU its devices sit behind, as Linux's `protection_domain` is: each IOMMU's DTE
+//! for a device points at it, with the domain's DomainID; an invalidation of a domain goes
+//! to each of its IOMMUs (`amd_iommu_domain_flush_pages` loops over `dev_iommu[]`).
 
-use super::driver::{charge_pages, HostError, Invalidation};
-use crate::scenario::amdvi::{AmdAttachSpec, AmdDomainKind, AmdviSpec, FcPolicy};
+mod ops;
+
+use super::amdvi_unit::AmdIommu;
+use super::driver::{charge_pages, HostError, Invalidation, UnitId};
+use crate::scenario::amdvi::{AmdAttachSpec, AmdDomainKind, AmdDomainSpec, AmdviSpec, FcPolicy};
 use crate::scenario::iommu::{FlushPolicy, MappingSpec};
 use crate::scenario::{InvalidateWhat, IommuInvalidateOp, Step};
 use amdvi::cmd::Command;
 use amdvi::dte::{DeviceTableEntry, DteFields, MODE_NONE};
 use amdvi::pte::IoPerm;
-use amdvi::regs::{control, offset, Capabilities, RingBase};
-use amdvi::tables::{DeviceTable, IoPageTable, TableAllocator, TableError};
+use amdvi::regs::Capabilities;
+use amdvi::tables::{IoPageTable, TableAllocator, TableError};
 use model_core::{Bdf, MemWrite, PhysAddr};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use vtd::entry::PageSize;
-
-mod ops;
-
-/// Every DeviceID has a DTE: Linux sizes the device table for the largest BDF of the
-/// segment (`amd_iommu_last_bdf`, 0xffff).
-const MAX_DEVICE_ID: u16 = 0xffff;
-/// Bytes of a command (§2.4).
-const COMMAND_BYTES: u64 = 16;
 
 fn k(s: &str) -> Step {
     Step::Key(s.to_owned())
@@ -44,118 +45,71 @@ fn at(steps: Vec<Step>, message: impl Into<String>) -> HostError {
 struct Domain {
     id: u16,
     table: Option<IoPageTable>,
-    devices: Vec<u16>,
+    /// The attached devices: the IOMMU each sits behind and its DeviceID, in attach order.
+    devices: Vec<(usize, u16)>,
+    /// The IOMMUs its devices sit behind, ascending; empty while no device is attached.
+    units: Vec<usize>,
 }
 
-/// The driver state of one AMD IOMMU.
+/// The driver state of the platform's AMD IOMMUs.
 #[derive(Debug, Clone)]
 pub struct AmdviHost {
-    caps: Capabilities,
+    /// The IOMMUs, in scenario order.
+    units: Vec<AmdIommu>,
+    /// The IOMMU each device sits behind, by device name.
+    scope: BTreeMap<String, usize>,
     alloc: TableAllocator,
-    dev_table: DeviceTable,
     domains: BTreeMap<String, Domain>,
     /// CLFLUSH every table write.
     pub flush: bool,
     fc: FcPolicy,
-    cmd_base: PhysAddr,
-    cmd_entries: u32,
-    cmd_tail: u64,
-    evt_base: PhysAddr,
-    status: PhysAddr,
-    seq: u64,
     /// Pages mapped so far (bounded by `driver::MAX_MAPPED_PAGES`).
     mapped_pages: u64,
 }
 
 impl AmdviHost {
-    /// Builds the device table and every domain's tables; returns the driver and the
+    /// Builds every IOMMU's device table, command buffer and event log and every domain's
+    /// tables for the named devices (in scenario order); returns the driver and the
     /// boot-time memory writes, in order.
     pub fn boot(
         spec: &AmdviSpec,
-        devices: &BTreeMap<String, Bdf>,
+        devices: &[(String, Bdf)],
     ) -> Result<(AmdviHost, Vec<MemWrite>), HostError> {
-        let caps = &spec.capabilities;
-        caps.validate()
-            .map_err(|e| at(path(&[k("capabilities"), k(e.field)]), e.message))?;
+        let names: Vec<&str> = devices.iter().map(|(n, _)| n.as_str()).collect();
+        let units = spec.units(&names).map_err(|(steps, m)| at(steps, m))?;
+        let devices: BTreeMap<&str, Bdf> = devices.iter().map(|(n, b)| (n.as_str(), *b)).collect();
+        // Page tables are shared between IOMMUs, so one whose walks do not snoop makes the
+        // driver flush every table write.
+        let flush = units.iter().any(|u| match spec.flush_table_writes {
+            FlushPolicy::Auto => !u.capabilities.coherent,
+            FlushPolicy::Always => true,
+            FlushPolicy::Never => false,
+        });
         let tm = &spec.table_memory;
         let mem_err = |e: TableError| at(path(&[k("table_memory")]), e.to_string());
-        let alloc_err = |e: model_core::PageAllocError| mem_err(e.into());
-        let mut alloc = TableAllocator::new(PhysAddr(tm.base.0), tm.bytes.0).map_err(alloc_err)?;
-        let dev_table = DeviceTable::new(&mut alloc, MAX_DEVICE_ID).map_err(mem_err)?;
-        let cmd_bytes = u64::from(caps.command_entries) * COMMAND_BYTES;
-        let cmd_base = alloc.alloc_bytes(cmd_bytes).map_err(alloc_err)?;
-        let evt_bytes = u64::from(caps.event_log_entries) * COMMAND_BYTES;
-        let evt_base = alloc.alloc_bytes(evt_bytes).map_err(alloc_err)?;
-        let status = alloc.alloc().map_err(alloc_err)?;
+        let alloc =
+            TableAllocator::new(PhysAddr(tm.base.0), tm.bytes.0).map_err(|e| mem_err(e.into()))?;
         let mut host = AmdviHost {
-            caps: caps.clone(),
+            units: Vec::with_capacity(units.len()),
+            scope: BTreeMap::new(),
             alloc,
-            dev_table,
             domains: BTreeMap::new(),
-            flush: match spec.flush_table_writes {
-                FlushPolicy::Auto => !caps.coherent,
-                FlushPolicy::Always => true,
-                FlushPolicy::Never => false,
-            },
+            flush,
             fc: spec.force_coherent,
-            cmd_base,
-            cmd_entries: caps.command_entries,
-            cmd_tail: 0,
-            evt_base,
-            status,
-            seq: 0,
             mapped_pages: 0,
         };
+        // Each IOMMU's device table, command buffer, event log and store, IOMMU by IOMMU.
+        for (u, unit) in units.iter().enumerate() {
+            let iommu =
+                AmdIommu::new(&unit.name, &unit.capabilities, &mut host.alloc).map_err(mem_err)?;
+            host.units.push(iommu);
+            host.scope
+                .extend(unit.devices.iter().map(|d| (d.clone(), u)));
+        }
         let mut out = Vec::new();
         for (i, d) in spec.domains.iter().enumerate() {
-            let here = |rest: &[Step]| {
-                let mut p = vec![k("domains"), Step::Index(i)];
-                p.extend_from_slice(rest);
-                path(&p)
-            };
-            if host.domains.contains_key(&d.name) {
-                return Err(at(
-                    here(&[k("name")]),
-                    format!("domain name \"{}\" is used twice", d.name),
-                ));
-            }
-            if u64::from(caps.domains) <= d.id.0 {
-                return Err(at(
-                    here(&[k("id")]),
-                    format!(
-                        "DomainID {} is beyond the {} domains of the unit",
-                        d.id.0, caps.domains
-                    ),
-                ));
-            }
-            let levels = d.levels.0 as u8;
-            if levels > caps.levels {
-                return Err(at(
-                    here(&[k("levels")]),
-                    format!(
-                        "{levels} levels exceed what the unit walks (capabilities.levels = {}, EFR.HATS)",
-                        caps.levels
-                    ),
-                ));
-            }
-            let table = match d.kind {
-                AmdDomainKind::Paged => {
-                    Some(IoPageTable::new(&mut host.alloc, levels).map_err(mem_err)?)
-                }
-                AmdDomainKind::PassThrough => None,
-            };
-            host.domains.insert(
-                d.name.clone(),
-                Domain {
-                    id: d.id.0 as u16,
-                    table,
-                    devices: Vec::new(),
-                },
-            );
-            for (j, m) in d.mappings.iter().enumerate() {
-                host.map(&d.name, m, &mut out)
-                    .map_err(|msg| at(here(&[k("mappings"), Step::Index(j)]), msg))?;
-            }
+            let units = host.planned_units(spec, &d.name);
+            host.add_domain(i, d, units, &mut out)?;
         }
         for (i, a) in spec.attach.iter().enumerate() {
             let here = |rest: &[Step]| {
@@ -163,7 +117,7 @@ impl AmdviHost {
                 p.extend_from_slice(rest);
                 path(&p)
             };
-            let bdf = *devices.get(&a.device).ok_or_else(|| {
+            let bdf = *devices.get(a.device.as_str()).ok_or_else(|| {
                 at(
                     here(&[k("device")]),
                     format!("no device is named \"{}\"", a.device),
@@ -174,6 +128,101 @@ impl AmdviHost {
         Ok((host, out))
     }
 
+    /// The IOMMUs behind which `domain`'s devices will sit, ascending.
+    fn planned_units(&self, spec: &AmdviSpec, domain: &str) -> Vec<usize> {
+        let set: BTreeSet<usize> = spec
+            .attach
+            .iter()
+            .filter(|a| a.domain == domain)
+            .filter_map(|a| self.scope.get(&a.device).copied())
+            .collect();
+        set.into_iter().collect()
+    }
+
+    /// The IOMMUs a domain's capabilities are checked against and its invalidations go to:
+    /// those it is attached to, or every IOMMU while it is attached to none.
+    fn units_of(&self, units: &[usize]) -> Vec<usize> {
+        if units.is_empty() {
+            (0..self.units.len()).collect()
+        } else {
+            units.to_vec()
+        }
+    }
+
+    /// Whether a domain fits one IOMMU's capabilities; the field and what is wrong if not.
+    fn domain_fits(caps: &Capabilities, d: &AmdDomainSpec) -> Result<(), (&'static str, String)> {
+        if u64::from(caps.domains) <= d.id.0 {
+            return Err((
+                "id",
+                format!(
+                    "DomainID {} is beyond the {} domains of the unit",
+                    d.id.0, caps.domains
+                ),
+            ));
+        }
+        let levels = d.levels.0 as u8;
+        if levels > caps.levels {
+            return Err((
+                "levels",
+                format!(
+                    "{levels} levels exceed what the unit walks (capabilities.levels = {}, EFR.HATS)",
+                    caps.levels
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn add_domain(
+        &mut self,
+        i: usize,
+        d: &AmdDomainSpec,
+        units: Vec<usize>,
+        out: &mut Vec<MemWrite>,
+    ) -> Result<(), HostError> {
+        let here = |rest: &[Step]| {
+            let mut p = vec![k("domains"), Step::Index(i)];
+            p.extend_from_slice(rest);
+            path(&p)
+        };
+        if self.domains.contains_key(&d.name) {
+            return Err(at(
+                here(&[k("name")]),
+                format!("domain name \"{}\" is used twice", d.name),
+            ));
+        }
+        for u in self.units_of(&units) {
+            let unit = &self.units[u];
+            Self::domain_fits(&unit.caps, d).map_err(|(field, m)| {
+                let m = if self.units.len() > 1 {
+                    format!("{}: {m}", unit.name)
+                } else {
+                    m
+                };
+                at(here(&[k(field)]), m)
+            })?;
+        }
+        let mem_err = |e: TableError| at(path(&[k("table_memory")]), e.to_string());
+        let table = match d.kind {
+            AmdDomainKind::Paged => {
+                Some(IoPageTable::new(&mut self.alloc, d.levels.0 as u8).map_err(mem_err)?)
+            }
+            AmdDomainKind::PassThrough => None,
+        };
+        let dom = Domain {
+            id: d.id.0 as u16,
+            table,
+            devices: Vec::new(),
+            units,
+        };
+        self.domains.insert(d.name.clone(), dom);
+        for (j, m) in d.mappings.iter().enumerate() {
+            self.map(&d.name, m, out)
+                .map_err(|msg| at(here(&[k("mappings"), Step::Index(j)]), msg))?;
+        }
+        Ok(())
+    }
+
     fn attach(
         &mut self,
         a: &AmdAttachSpec,
@@ -181,11 +230,21 @@ impl AmdviHost {
         here: &dyn Fn(&[Step]) -> Vec<Step>,
         out: &mut Vec<MemWrite>,
     ) -> Result<(), HostError> {
-        if a.mode0_fc && !self.caps.snoop_attr {
-            return Err(at(
-                here(&[k("mode0_fc")]),
-                "mode0_fc needs capabilities.snoop_attr (the DTE AttrV/Mode0FC fields)",
-            ));
+        // Every device is in one IOMMU's scope (checked with the units).
+        let u = *self
+            .scope
+            .get(&a.device)
+            .ok_or_else(|| at(here(&[k("device")]), "the device is in no IOMMU's scope"))?;
+        let several = self.units.len() > 1;
+        let unit = &mut self.units[u];
+        if a.mode0_fc && !unit.caps.snoop_attr {
+            let m = "mode0_fc needs capabilities.snoop_attr (the DTE AttrV/Mode0FC fields)";
+            let m = if several {
+                format!("{}: {m}", unit.name)
+            } else {
+                m.to_owned()
+            };
+            return Err(at(here(&[k("mode0_fc")]), m));
         }
         let d = self.domains.get_mut(&a.domain).ok_or_else(|| {
             at(
@@ -211,9 +270,8 @@ impl AmdviHost {
             mode0_fc: a.mode0_fc,
             ..DteFields::default()
         });
-        d.devices.push(bdf.raw());
-        self.dev_table
-            .set(bdf.raw(), e, out)
+        d.devices.push((u, bdf.raw()));
+        unit.set_dte(bdf.raw(), e, out)
             .map_err(|e| at(here(&[]), e.to_string()))?;
         Ok(())
     }
@@ -325,9 +383,10 @@ impl AmdviHost {
         self.domains.contains_key(name)
     }
 
-    /// The commands an invalidation operation stands for (Linux amd_iommu: domain flushes
-    /// with `build_inv_iommu_pages`, DTE flushes per device, INVALIDATE_IOMMU_ALL).
-    pub fn commands(&self, op: &IommuInvalidateOp) -> Result<Vec<Command>, String> {
+    /// The commands an invalidation operation stands for on IOMMU `u` (Linux amd_iommu:
+    /// domain flushes with `build_inv_iommu_pages`, DTE flushes for the devices behind
+    /// `u`, INVALIDATE_IOMMU_ALL).
+    pub fn commands(&self, op: &IommuInvalidateOp, u: usize) -> Result<Vec<Command>, String> {
         let domain = match &op.domain {
             Some(n) => Some(
                 self.domains
@@ -335,6 +394,13 @@ impl AmdviHost {
                     .ok_or_else(|| format!("no domain is named \"{n}\""))?,
             ),
             None => None,
+        };
+        let devtab = |d: &Domain| {
+            d.devices
+                .iter()
+                .filter(|&&(unit, _)| unit == u)
+                .map(|&(_, device_id)| Command::InvalidateDevtabEntry { device_id })
+                .collect::<Vec<_>>()
         };
         Ok(match (op.what, domain) {
             (InvalidateWhat::Iotlb, Some(d)) => {
@@ -348,17 +414,8 @@ impl AmdviHost {
                 }
                 vec![c]
             }
-            (InvalidateWhat::Context, Some(d)) => d
-                .devices
-                .iter()
-                .map(|&device_id| Command::InvalidateDevtabEntry { device_id })
-                .collect(),
-            (InvalidateWhat::Context, None) => self
-                .domains
-                .values()
-                .flat_map(|d| d.devices.iter())
-                .map(|&device_id| Command::InvalidateDevtabEntry { device_id })
-                .collect(),
+            (InvalidateWhat::Context, Some(d)) => devtab(d),
+            (InvalidateWhat::Context, None) => self.domains.values().flat_map(devtab).collect(),
             (InvalidateWhat::Iotlb | InvalidateWhat::All, _) => vec![Command::InvalidateIommuAll],
             (InvalidateWhat::PasidCache | InvalidateWhat::PasidIotlb, _) => {
                 return Err("PASID-cache and PASID-IOTLB invalidations are VT-d's".to_owned())
@@ -366,70 +423,67 @@ impl AmdviHost {
         })
     }
 
-    /// Commands plus a COMPLETION_WAIT that stores a fresh sequence number, and the tail
-    /// to write (Linux `iommu_completion_wait`).
-    pub fn invalidate(&mut self, op: &IommuInvalidateOp) -> Result<Invalidation, String> {
-        let cmds = self.commands(op)?;
-        self.submit(cmds)
+    /// The IOMMUs an invalidation goes to: every IOMMU for a global one; for a domain's,
+    /// the IOMMUs it is attached to (Linux `amd_iommu_domain_flush_pages` loops over the
+    /// domain's `dev_iommu[]`), or every IOMMU while it is attached to none.
+    fn targets(&self, op: &IommuInvalidateOp) -> Result<Vec<usize>, String> {
+        let Some(name) = op.domain.as_deref() else {
+            return Ok((0..self.units.len()).collect());
+        };
+        let d = self
+            .domains
+            .get(name)
+            .ok_or_else(|| format!("no domain is named \"{name}\""))?;
+        Ok(self.units_of(&d.units))
     }
 
-    /// What the driver writes to submit `cmds` and a COMPLETION_WAIT.
-    fn submit(&mut self, mut cmds: Vec<Command>) -> Result<Invalidation, String> {
-        // One submission and its COMPLETION_WAIT must fit the ring with a slot to spare
-        // (head == tail means empty); the driver waits for each to complete.
-        if cmds.len() as u64 + 1 >= u64::from(self.cmd_entries) {
-            return Err(format!(
-                "{} commands and a COMPLETION_WAIT do not fit the {}-entry command buffer",
-                cmds.len(),
-                self.cmd_entries
-            ));
+    /// What the driver writes for an invalidation, IOMMU by IOMMU: the commands and a
+    /// COMPLETION_WAIT on each IOMMU the operation concerns, each with its own tail
+    /// doorbell and store.
+    pub fn invalidate(
+        &mut self,
+        op: &IommuInvalidateOp,
+    ) -> Result<Vec<(UnitId, Invalidation)>, String> {
+        let mut v = Vec::new();
+        for u in self.targets(op)? {
+            let cmds = self.commands(op, u)?;
+            let several = self.units.len() > 1;
+            let unit = &mut self.units[u];
+            let inv = unit.submit(cmds).map_err(|m| {
+                if several {
+                    format!("{}: {m}", unit.name)
+                } else {
+                    m
+                }
+            })?;
+            v.push((UnitId(u as u8), inv));
         }
-        self.seq = self.seq.wrapping_add(1);
-        cmds.push(Command::CompletionWait {
-            store: Some((self.status, self.seq)),
-            interrupt: false,
-            flush_queue: false,
-        });
-        let ring = u64::from(self.cmd_entries) * COMMAND_BYTES;
-        let mut writes = Vec::new();
-        for c in cmds {
-            let [a, b] = c.encode();
-            let mut bytes = a.to_le_bytes().to_vec();
-            bytes.extend_from_slice(&b.to_le_bytes());
-            writes.push(MemWrite {
-                pa: PhysAddr(self.cmd_base.raw() + self.cmd_tail),
-                bytes,
-            });
-            self.cmd_tail = (self.cmd_tail + COMMAND_BYTES) % ring;
-        }
-        Ok(Invalidation::Queued {
-            writes,
-            doorbell: (offset::CMD_TAIL as u32, self.cmd_tail),
-            status: self.status,
-            data: self.seq,
-            width: 8,
-        })
+        Ok(v)
     }
 
-    /// Boot register writes (Linux `iommu_init_flags`, `iommu_enable_command_buffer`,
-    /// `iommu_enable_event_buffer`, `iommu_enable`).
-    pub fn boot_registers(&self) -> Vec<(u32, u64)> {
-        let ring = |base, entries| RingBase::new(base, entries).map_or(0, |r| r.0);
-        let mut ctrl = control::IOMMU_EN | control::EVT_LOG_EN | control::CMD_BUF_EN;
-        if self.caps.coherent {
-            ctrl |= control::COHERENT;
+    /// Boot register writes, IOMMU by IOMMU (each: device table, command buffer, event
+    /// log, Control).
+    pub fn boot_registers(&self) -> Vec<(UnitId, u32, u64)> {
+        let mut v = Vec::new();
+        for (u, unit) in self.units.iter().enumerate() {
+            let id = UnitId(u as u8);
+            v.extend(unit.boot_registers().into_iter().map(|(o, x)| (id, o, x)));
         }
-        vec![
-            (offset::DEV_TABLE_BASE as u32, self.dev_table.register().0),
-            (
-                offset::CMD_BUF_BASE as u32,
-                ring(self.cmd_base, self.cmd_entries),
-            ),
-            (
-                offset::EVT_LOG_BASE as u32,
-                ring(self.evt_base, self.caps.event_log_entries),
-            ),
-            (offset::CONTROL as u32, ctrl),
-        ]
+        v
+    }
+
+    /// The IOMMUs' names, in order.
+    pub fn unit_names(&self) -> Vec<String> {
+        self.units.iter().map(|u| u.name.clone()).collect()
+    }
+
+    /// The IOMMUs' capabilities, in order.
+    pub fn unit_capabilities(&self) -> Vec<Capabilities> {
+        self.units.iter().map(|u| u.caps.clone()).collect()
+    }
+
+    /// The IOMMU a device sits behind.
+    pub fn unit_of(&self, device: &str) -> Option<UnitId> {
+        self.scope.get(device).map(|&u| UnitId(u as u8))
     }
 }

@@ -51,11 +51,15 @@ impl System {
         let scope = s
             .devices
             .iter()
-            .map(|d| match &driver {
-                Some(Driver::Vtd(h)) => h.unit_of(&d.name).ok_or_else(|| {
+            .map(|d| {
+                let unit = match &driver {
+                    Some(Driver::Vtd(h)) => h.unit_of(&d.name),
+                    Some(Driver::Amdvi(h)) => h.unit_of(&d.name),
+                    None => Some(UnitId(0)),
+                };
+                unit.ok_or_else(|| {
                     SimError::Config(format!("device \"{}\" is in no unit's scope", d.name))
-                }),
-                _ => Ok(UnitId(0)),
+                })
             })
             .collect::<Result<_, _>>()?;
         let mut system = System {
@@ -214,7 +218,7 @@ fn iommu(s: &Scenario, spec: &IommuSpec) -> Result<IommuParts, SimError> {
             Ok((units, Some(Driver::Vtd(host)), writes))
         }
         IommuSpec::Amdvi(spec) => {
-            let names = s.devices.iter().map(|d| (d.name.clone(), d.bdf)).collect();
+            let names: Vec<_> = s.devices.iter().map(|d| (d.name.clone(), d.bdf)).collect();
             let (host, writes) = AmdviHost::boot(spec, &names).map_err(|e| {
                 SimError::Config(format!(
                     "{}: {}",
@@ -227,8 +231,8 @@ fn iommu(s: &Scenario, spec: &IommuSpec) -> Result<IommuParts, SimError> {
                 .map_err(|e| SimError::Config(format!("platform.iommu.amdvi.timing: {e}")))?;
             let g =
                 |g: &crate::scenario::iommu::GeometrySpec| (g.sets.0 as usize, g.ways.0 as usize);
-            let cfg = amdvi::AmdviConfig {
-                caps: spec.capabilities.clone(),
+            let cfg = |caps: &amdvi::regs::Capabilities| amdvi::AmdviConfig {
+                caps: caps.clone(),
                 caches: amdvi::AmdviCaches {
                     iotlb: g(&spec.caches.iotlb),
                     dte: g(&spec.caches.dte),
@@ -243,13 +247,15 @@ fn iommu(s: &Scenario, spec: &IommuSpec) -> Result<IommuParts, SimError> {
                 },
                 max_walks: spec.max_walks.0 as u16,
             };
-            let unit = amdvi::Amdvi::new(cfg)
-                .map_err(|e| SimError::Config(format!("platform.iommu.amdvi.{e}")))?;
-            Ok((
-                vec![IommuUnit::new("amdvi", Iommu::Amdvi(Box::new(unit)))],
-                Some(Driver::Amdvi(host)),
-                writes,
-            ))
+            // One unit per IOMMU: its own registers, caches, walks and event log; the same
+            // timing and cache shapes.
+            let mut units = Vec::new();
+            for (name, caps) in host.unit_names().into_iter().zip(host.unit_capabilities()) {
+                let unit = amdvi::Amdvi::new(cfg(&caps))
+                    .map_err(|e| SimError::Config(format!("platform.iommu.amdvi.{e}")))?;
+                units.push(IommuUnit::new(name, Iommu::Amdvi(Box::new(unit))));
+            }
+            Ok((units, Some(Driver::Amdvi(host)), writes))
         }
     }
 }

@@ -94,9 +94,9 @@ pub(super) struct ApiDomain {
     pub(super) pgsnp_domain: bool,
     /// The parent of a nested domain, whose enforcement its children inherit.
     pub(super) parent: Option<String>,
-    /// VT-d: the units its devices sat behind when its boot mappings were made.
+    /// The units its devices sat behind when its boot mappings were made.
     pub(super) first_units: BTreeSet<UnitId>,
-    /// VT-d: the units its devices sit behind once every attachment is made.
+    /// The units its devices sit behind once every attachment is made.
     pub(super) units: BTreeSet<UnitId>,
     /// Devices whose attachment it refused, and why: `nic (dmar1: ECAP.SC = 0)`.
     pub(super) refused: Vec<String>,
@@ -142,7 +142,7 @@ pub(super) enum Vendor {
 pub struct DomainApi {
     semantics: Semantics,
     pub(super) vendor: Vendor,
-    /// VT-d: the platform's units.
+    /// The platform's units (VT-d DMAR units or AMD IOMMUs).
     pub(super) units: Vec<ApiUnit>,
     /// By domain name, in scenario order of `order`.
     pub(super) domains: BTreeMap<String, ApiDomain>,
@@ -295,6 +295,13 @@ impl DomainApi {
                         ApiDomain::new(owner, d.kind == AmdDomainKind::Paged, false),
                     );
                 }
+                let names: Vec<&str> = s.devices.iter().map(|d| d.name.as_str()).collect();
+                units = a
+                    .units(&names)
+                    .map_err(|(steps, m)| at(steps, m))?
+                    .into_iter()
+                    .map(ApiUnit::from)
+                    .collect();
             }
         }
         for (i, name) in sw.vfio_domains.iter().enumerate() {
@@ -319,9 +326,7 @@ impl DomainApi {
             emulate_wbinvd: false,
             kvm_decision: None,
         };
-        if let IommuSpec::Vtd(v) = &s.platform.iommu {
-            api.attach_first(v);
-        }
+        api.attach_first(&s.platform.iommu);
         api.allocate_vfio_domains();
         if let IommuSpec::Vtd(v) = &s.platform.iommu {
             api.attach_after_maps(v)?;

@@ -40,8 +40,8 @@ pub struct HostError {
     pub message: String,
 }
 
-/// An IOMMU unit of the platform, by its index: `platform.iommu.vtd.units` order (AMD-Vi
-/// and "none" have one unit, 0).
+/// An IOMMU unit of the platform, by its index: `platform.iommu.vtd.units` or
+/// `platform.iommu.amdvi.units` order ("none" has one unit, 0).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct UnitId(pub u8);
 
@@ -150,14 +150,15 @@ impl Driver {
 
     /// What an invalidation operation writes and waits for, unit by unit: one submission
     /// (and its wait) to each unit the operation's domain is attached to, as Linux's
-    /// `iommu_flush_iotlb_psi` loops over a domain's units; a global one goes to every unit.
+    /// `iommu_flush_iotlb_psi` and `amd_iommu_domain_flush_pages` loop over a domain's
+    /// units; a global one goes to every unit.
     pub fn invalidate(
         &mut self,
         op: &IommuInvalidateOp,
     ) -> Result<Vec<(UnitId, Invalidation)>, String> {
         match self {
             Driver::Vtd(h) => h.invalidate(op),
-            Driver::Amdvi(h) => Ok(vec![(UnitId(0), h.invalidate(op)?)]),
+            Driver::Amdvi(h) => h.invalidate(op),
         }
     }
 
@@ -200,11 +201,7 @@ impl Driver {
     pub fn boot_registers(&self) -> Vec<(UnitId, u32, u64)> {
         match self {
             Driver::Vtd(h) => h.boot_registers(),
-            Driver::Amdvi(h) => h
-                .boot_registers()
-                .into_iter()
-                .map(|(o, v)| (UnitId(0), o, v))
-                .collect(),
+            Driver::Amdvi(h) => h.boot_registers(),
         }
     }
 
@@ -257,7 +254,9 @@ impl Driver {
     ) -> Result<AttachOutcome, String> {
         match self {
             Driver::Vtd(h) => h.attach_device(device, bdf, domain),
-            Driver::Amdvi(h) => h.attach_device(bdf, domain).map(AttachOutcome::Attached),
+            Driver::Amdvi(h) => h
+                .attach_device(device, bdf, domain)
+                .map(AttachOutcome::Attached),
         }
     }
 
@@ -265,7 +264,7 @@ impl Driver {
     pub fn detach(&mut self, device: &str, bdf: Bdf) -> Result<DriverWork, String> {
         match self {
             Driver::Vtd(h) => h.detach(device),
-            Driver::Amdvi(h) => h.detach(bdf),
+            Driver::Amdvi(h) => h.detach(device, bdf),
         }
     }
 

@@ -18,6 +18,7 @@
 //! never see the queue. Requests in flight live in a slab so events carry a small key.
 
 pub mod amdvi_host;
+mod amdvi_unit;
 pub mod api_ops;
 mod build;
 mod cpu;
@@ -209,7 +210,7 @@ pub enum SimError {
 /// One IOMMU unit of the platform, and what it did.
 #[derive(Debug, Clone)]
 pub struct IommuUnit {
-    /// Its name: the VT-d unit's ("dmar0"), else the IOMMU's kind.
+    /// Its name: the VT-d unit's or AMD IOMMU's ("dmar0", "iommu1"), or "none".
     pub name: String,
     /// The unit.
     pub iommu: Iommu,
@@ -415,7 +416,7 @@ pub struct System {
     pub devices: Vec<Device>,
     /// The root complex's configuration.
     pub rc: RootComplexConfig,
-    /// The IOMMU units (one, unless the platform has several VT-d units).
+    /// The IOMMU units (one, unless the platform has several VT-d units or AMD IOMMUs).
     pub units: Vec<IommuUnit>,
     /// The unit each device's requests go to, by device index (its device scope).
     scope: Vec<driver::UnitId>,

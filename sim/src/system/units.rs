@@ -1,5 +1,5 @@
-//! How VT-d domains come to span remapping units as the host attaches devices, and what
-//! the domain API makes of it (the hazard of Alex Williamson's review of the no-snoop
+//! How domains come to span IOMMU units (VT-d remapping units, AMD IOMMUs) as the host
+//! attaches devices, and what the domain API makes of it (the hazard of Alex Williamson's review of the no-snoop
 //! series: "make a domain that supports iommu_snooping, set enforce_no_snoop = true, then
 //! add another DMAR to the domain that may not support iommu_snooping").
 //!
@@ -23,21 +23,27 @@
 //!   `<domain>-<device>`, in the same container (same mappings; VFIO type1 reaches the same
 //!   end by matching domains on their enforcement flag); enforcement fails there, so KVM
 //!   registers non-coherent DMA and emulates WBINVD.
+//!
+//! On AMD-Vi every attachment is made before the boot mappings and none is refused:
+//! `amd_iommu_enforce_cache_coherency` succeeds whichever IOMMUs a domain spans (FC is
+//! honoured by each), so the units only route invalidations.
 
 use super::domain_api::{at, k, ApiDomain, DomainApi, Owner};
 use super::driver::{Driver, HostError, Invalidation, UnitId};
+use crate::scenario::amdvi::AmdUnit;
 use crate::scenario::iommu::{MappingSpec, VtdSpec, VtdUnit};
-use crate::scenario::{IommuInvalidateOp, Step};
+use crate::scenario::{IommuInvalidateOp, IommuSpec, Step};
 use model_core::MemWrite;
 use std::collections::BTreeSet;
 use vtd::entry::PageSize;
 
-/// A remapping unit as the domain API sees it.
+/// An IOMMU unit as the domain API sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiUnit {
     /// Its name.
     pub name: String,
-    /// ECAP.SC.
+    /// VT-d: ECAP.SC. AMD-Vi: always (every IOMMU honours FC, so
+    /// `amd_iommu_enforce_cache_coherency` succeeds whatever the IOMMUs a domain spans).
     pub snoop_control: bool,
     /// Its device scope.
     pub devices: Vec<String>,
@@ -48,6 +54,16 @@ impl From<VtdUnit> for ApiUnit {
         ApiUnit {
             name: u.name,
             snoop_control: u.capabilities.snoop_control,
+            devices: u.devices,
+        }
+    }
+}
+
+impl From<AmdUnit> for ApiUnit {
+    fn from(u: AmdUnit) -> ApiUnit {
+        ApiUnit {
+            name: u.name,
+            snoop_control: true,
             devices: u.devices,
         }
     }
@@ -88,18 +104,34 @@ impl DomainApi {
         Some(UnitId(u as u8))
     }
 
-    /// The attachments made before the boot mappings.
-    pub(super) fn attach_first(&mut self, v: &VtdSpec) {
-        for a in v.attach.iter().filter(|a| !a.after_maps) {
-            let Some(u) = self.unit_of(&a.device) else {
-                continue;
-            };
-            let named = std::iter::once(&a.domain).chain(a.pasids.iter().map(|p| &p.domain));
-            for name in named {
-                if let Some(d) = self.domains.get_mut(name) {
-                    d.first_units.insert(u);
-                    d.units.insert(u);
+    /// The attachments made before the boot mappings: on VT-d those without `after_maps`,
+    /// on AMD-Vi every one.
+    pub(super) fn attach_first(&mut self, iommu: &IommuSpec) {
+        match iommu {
+            IommuSpec::Vtd(v) => {
+                for a in v.attach.iter().filter(|a| !a.after_maps) {
+                    let pasids = a.pasids.iter().map(|p| p.domain.as_str());
+                    self.join(&a.device, std::iter::once(a.domain.as_str()).chain(pasids));
                 }
+            }
+            IommuSpec::Amdvi(v) => {
+                for a in &v.attach {
+                    self.join(&a.device, [a.domain.as_str()]);
+                }
+            }
+            IommuSpec::None { .. } => {}
+        }
+    }
+
+    /// `device` joins `domains` before their boot mappings are made.
+    fn join<'a>(&mut self, device: &str, domains: impl IntoIterator<Item = &'a str>) {
+        let Some(u) = self.unit_of(device) else {
+            return;
+        };
+        for name in domains {
+            if let Some(d) = self.domains.get_mut(name) {
+                d.first_units.insert(u);
+                d.units.insert(u);
             }
         }
     }
@@ -270,5 +302,43 @@ impl DomainApi {
             v.extend(driver.invalidate(&op)?);
         }
         Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn the_domain_api_sees_the_amd_iommus_a_domain_spans() {
+        let text = r#"{"name": "u", "seed": 1,
+            "platform": {"iommu": {"amdvi": {
+              "units": [{"name": "iommu0", "devices": ["gpu"]},
+                        {"name": "iommu1", "devices": ["nic", "fpga"]}],
+              "domains": [{"name": "shared", "id": 1}, {"name": "own", "id": 2},
+                          {"name": "idle", "id": 3}],
+              "attach": [{"device": "gpu", "domain": "shared"},
+                         {"device": "nic", "domain": "shared"},
+                         {"device": "fpga", "domain": "own"}]}}},
+            "devices": [{"name": "gpu", "bdf": "01:00.0"}, {"name": "nic", "bdf": "02:00.0"},
+                        {"name": "fpga", "bdf": "03:00.0"}],
+            "workload": {"program": {}}}"#;
+        let s = crate::scenario::parse(Path::new("<t>"), text)
+            .unwrap()
+            .scenario;
+        let api = DomainApi::new(&s).unwrap();
+        let names: Vec<&str> = api.units.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["iommu0", "iommu1"]);
+        assert!(api.units.iter().all(|u| u.snoop_control));
+        let units = |d: &str| api.domains[d].units.iter().map(|u| u.0).collect::<Vec<_>>();
+        assert_eq!(units("shared"), [0, 1]);
+        assert_eq!(units("own"), [1]);
+        assert!(units("idle").is_empty());
+        // Every AMD-Vi attachment is made before the boot mappings.
+        assert_eq!(
+            api.domains["shared"].first_units,
+            api.domains["shared"].units
+        );
     }
 }

@@ -28,7 +28,7 @@ impl AmdviHost {
     pub fn attached(&self, bdf: Bdf) -> Option<String> {
         self.domains
             .iter()
-            .find(|(_, d)| d.devices.contains(&bdf.raw()))
+            .find(|(_, d)| d.devices.iter().any(|&(_, id)| id == bdf.raw()))
             .map(|(n, _)| n.clone())
     }
 
@@ -37,10 +37,16 @@ impl AmdviHost {
         false
     }
 
-    /// Attaches a detached device: its DTE, its DTE invalidation and the wait.
-    pub fn attach_device(&mut self, bdf: Bdf, domain: &str) -> Result<DriverWork, String> {
+    /// Attaches a detached device: its DTE in the device table of the IOMMU it sits
+    /// behind, that IOMMU's DTE invalidation and the wait.
+    pub fn attach_device(
+        &mut self,
+        device: &str,
+        bdf: Bdf,
+        domain: &str,
+    ) -> Result<DriverWork, String> {
         let a = AmdAttachSpec {
-            device: String::new(),
+            device: device.to_owned(),
             domain: domain.to_owned(),
             ats: false,
             mode0_fc: false,
@@ -48,44 +54,64 @@ impl AmdviHost {
         let mut writes = Vec::new();
         self.attach(&a, bdf, &|_| Vec::new(), &mut writes)
             .map_err(|e| e.message)?;
+        let u = self.device_unit(device)?;
+        if let Some(d) = self.domains.get_mut(domain) {
+            if let Err(i) = d.units.binary_search(&u) {
+                d.units.insert(i, u);
+            }
+        }
         let device_id = bdf.raw();
-        let inv = self.submit(vec![Command::InvalidateDevtabEntry { device_id }])?;
+        let inv = self.units[u].submit(vec![Command::InvalidateDevtabEntry { device_id }])?;
         Ok(DriverWork {
             writes,
-            invalidations: vec![(UnitId(0), inv)],
+            invalidations: vec![(UnitId(u as u8), inv)],
         })
     }
 
-    /// Blocks a device: the cleared DTE, then its invalidation and the old domain's IOTLB,
-    /// and the wait. Nothing for a device that is not attached.
-    pub fn detach(&mut self, bdf: Bdf) -> Result<DriverWork, String> {
+    /// Blocks a device: the cleared DTE, then its invalidation and the old domain's IOTLB on
+    /// the IOMMU it sits behind, and the wait. Nothing for a device that is not attached.
+    pub fn detach(&mut self, device: &str, bdf: Bdf) -> Result<DriverWork, String> {
         let device_id = bdf.raw();
+        let u = self.device_unit(device)?;
         let Some(d) = self
             .domains
             .values_mut()
-            .find(|d| d.devices.contains(&device_id))
+            .find(|d| d.devices.contains(&(u, device_id)))
         else {
             return Ok(DriverWork::default());
         };
-        d.devices.retain(|&x| x != device_id);
+        d.devices.retain(|&x| x != (u, device_id));
+        // The IOMMUs the domain still spans (none: attached nowhere).
+        let mut units: Vec<usize> = d.devices.iter().map(|&(u, _)| u).collect();
+        units.sort_unstable();
+        units.dedup();
+        d.units = units;
         let id = d.id;
         let cleared = DeviceTableEntry::new(DteFields {
             v: true,
             ..DteFields::default()
         });
         let mut writes = Vec::new();
-        self.dev_table
-            .set(device_id, cleared, &mut writes)
+        let unit = &mut self.units[u];
+        unit.set_dte(device_id, cleared, &mut writes)
             .map_err(|e| e.to_string())?;
         let mut all = Command::linux_inv_iommu_pages(id, 0, u64::MAX);
         if let Command::InvalidateIommuPages { pde, .. } = &mut all {
             *pde = true;
         }
-        let inv = self.submit(vec![Command::InvalidateDevtabEntry { device_id }, all])?;
+        let inv = unit.submit(vec![Command::InvalidateDevtabEntry { device_id }, all])?;
         Ok(DriverWork {
             writes,
-            invalidations: vec![(UnitId(0), inv)],
+            invalidations: vec![(UnitId(u as u8), inv)],
         })
+    }
+
+    /// The IOMMU whose scope holds `device`.
+    fn device_unit(&self, device: &str) -> Result<usize, String> {
+        self.scope
+            .get(device)
+            .copied()
+            .ok_or_else(|| format!("device \"{device}\" is in no IOMMU's scope"))
     }
 
     /// The store that rewrites the leaf mapping `op.iova`; the error names the field.
