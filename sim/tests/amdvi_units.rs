@@ -4,36 +4,16 @@
 //! invalidation reaches exactly those IOMMUs (Linux `amd_iommu_domain_flush_pages` loops
 //! over the domain's `dev_iommu[]`).
 
+mod common;
+use common::{load_err, run_file};
 use reports::{StopReason, VariantReport};
-use snoopsim::run::{run_loaded, RunOptions};
 use snoopsim::scenario;
 use std::path::Path;
 
-fn run_file(name: &str) -> Vec<VariantReport> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../scenarios")
-        .join(name);
-    let loaded = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    run_loaded(&loaded, RunOptions { reproducible: true })
-        .unwrap()
-        .variants
-}
-
 fn run_text(text: &str) -> VariantReport {
-    let loaded = scenario::parse(Path::new("<test>"), text).unwrap_or_else(|e| panic!("{e}"));
-    let v = run_loaded(&loaded, RunOptions { reproducible: true })
-        .unwrap()
-        .variants
-        .remove(0);
+    let v = common::run_text(text).remove(0);
     assert_eq!(v.sim.stop_reason, StopReason::Completed);
     v
-}
-
-fn load_err(text: &str) -> String {
-    scenario::parse(Path::new("<test>"), text)
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_else(|| panic!("loaded: {text}"))
 }
 
 /// Two devices; `extra` (fields of `amdvi`, each followed by a comma), the attachments and
@@ -311,4 +291,29 @@ fn an_enforced_domain_spanning_two_iommus_refuses_nothing() {
     assert_eq!(d2.no_snoop, "blocked: FC on every leaf");
     assert!(!host.kvm.as_ref().unwrap().noncoherent_dma);
     assert_eq!(per_unit_invalidations(&v), [0, 0]);
+}
+
+/// A run-time detach goes to the IOMMU the device sits behind: its DTE is cleared there and
+/// only that IOMMU fetches the DTE and page invalidations; the device's next write is
+/// blocked while the other device, behind the other IOMMU, keeps translating.
+#[test]
+fn a_run_time_detach_reaches_only_the_iommu_the_device_sits_behind() {
+    let text = std::fs::read_to_string(common::scenario_path("amdvi-two-iommus.json")).unwrap();
+    let mut s: serde_json::Value = serde_json::from_str(&text).unwrap();
+    s.as_object_mut().unwrap().remove("sweep");
+    s["workload"]["program"]["cpus"]["cpu0"] = serde_json::json!([
+        {"delay": {"ns": 15000}},
+        {"detach": {"device": "nic"}},
+        {"mmio_write": {"device": "gpu", "offset": "0x0"}},
+        {"mmio_write": {"device": "nic", "offset": "0x0"}}
+    ]);
+    let v = run_text(&s.to_string());
+    // DTE invalidation, the domain's pages and the COMPLETION_WAIT: all on iommu1.
+    assert_eq!(per_unit_invalidations(&v), [0, 3]);
+    assert_eq!(
+        v.faults.count, 4,
+        "the NIC's second 1 KiB write: 4 TLPs blocked"
+    );
+    assert!(v.faults.records.iter().all(|f| f.requester == "02:00.0"));
+    assert_eq!(v.corruption.total_events, 0);
 }
