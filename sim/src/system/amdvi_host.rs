@@ -11,7 +11,8 @@
 mod ops;
 
 use super::amdvi_unit::AmdIommu;
-use super::driver::{charge_pages, HostError, Invalidation, UnitId};
+use super::driver::{charge_pages, unmap_pages, HostError, Invalidation, UnitId};
+use super::unit_set::UnitSet;
 use crate::scenario::amdvi::{AmdAttachSpec, AmdDomainKind, AmdDomainSpec, AmdviSpec, FcPolicy};
 use crate::scenario::iommu::{FlushPolicy, MappingSpec};
 use crate::scenario::{InvalidateWhat, IommuInvalidateOp, Step};
@@ -54,10 +55,8 @@ struct Domain {
 /// The driver state of the platform's AMD IOMMUs.
 #[derive(Debug, Clone)]
 pub struct AmdviHost {
-    /// The IOMMUs, in scenario order.
-    units: Vec<AmdIommu>,
-    /// The IOMMU each device sits behind, by device name.
-    scope: BTreeMap<String, usize>,
+    /// The IOMMUs, in scenario order, and the IOMMU each device sits behind.
+    pub(super) units: UnitSet<AmdIommu>,
     alloc: TableAllocator,
     domains: BTreeMap<String, Domain>,
     /// CLFLUSH every table write.
@@ -90,8 +89,7 @@ impl AmdviHost {
         let alloc =
             TableAllocator::new(PhysAddr(tm.base.0), tm.bytes.0).map_err(|e| mem_err(e.into()))?;
         let mut host = AmdviHost {
-            units: Vec::with_capacity(units.len()),
-            scope: BTreeMap::new(),
+            units: UnitSet::with_capacity(units.len()),
             alloc,
             domains: BTreeMap::new(),
             flush,
@@ -99,12 +97,10 @@ impl AmdviHost {
             mapped_pages: 0,
         };
         // Each IOMMU's device table, command buffer, event log and store, IOMMU by IOMMU.
-        for (u, unit) in units.iter().enumerate() {
+        for unit in &units {
             let iommu =
                 AmdIommu::new(&unit.name, &unit.capabilities, &mut host.alloc).map_err(mem_err)?;
-            host.units.push(iommu);
-            host.scope
-                .extend(unit.devices.iter().map(|d| (d.clone(), u)));
+            host.units.push(iommu, &unit.devices);
         }
         let mut out = Vec::new();
         for (i, d) in spec.domains.iter().enumerate() {
@@ -134,19 +130,9 @@ impl AmdviHost {
             .attach
             .iter()
             .filter(|a| a.domain == domain)
-            .filter_map(|a| self.scope.get(&a.device).copied())
+            .filter_map(|a| self.units.index_of(&a.device))
             .collect();
         set.into_iter().collect()
-    }
-
-    /// The IOMMUs a domain's capabilities are checked against and its invalidations go to:
-    /// those it is attached to, or every IOMMU while it is attached to none.
-    fn units_of(&self, units: &[usize]) -> Vec<usize> {
-        if units.is_empty() {
-            (0..self.units.len()).collect()
-        } else {
-            units.to_vec()
-        }
     }
 
     /// Whether a domain fits one IOMMU's capabilities; the field and what is wrong if not.
@@ -191,16 +177,9 @@ impl AmdviHost {
                 format!("domain name \"{}\" is used twice", d.name),
             ));
         }
-        for u in self.units_of(&units) {
-            let unit = &self.units[u];
-            Self::domain_fits(&unit.caps, d).map_err(|(field, m)| {
-                let m = if self.units.len() > 1 {
-                    format!("{}: {m}", unit.name)
-                } else {
-                    m
-                };
-                at(here(&[k(field)]), m)
-            })?;
+        for u in self.units.units_of(&units) {
+            Self::domain_fits(&self.units[u].caps, d)
+                .map_err(|(field, m)| at(here(&[k(field)]), self.units.qualify(u, m)))?;
         }
         let mem_err = |e: TableError| at(path(&[k("table_memory")]), e.to_string());
         let table = match d.kind {
@@ -231,21 +210,16 @@ impl AmdviHost {
         out: &mut Vec<MemWrite>,
     ) -> Result<(), HostError> {
         // Every device is in one IOMMU's scope (checked with the units).
-        let u = *self
-            .scope
-            .get(&a.device)
+        let u = self
+            .units
+            .index_of(&a.device)
             .ok_or_else(|| at(here(&[k("device")]), "the device is in no IOMMU's scope"))?;
-        let several = self.units.len() > 1;
-        let unit = &mut self.units[u];
-        if a.mode0_fc && !unit.caps.snoop_attr {
+        if a.mode0_fc && !self.units[u].caps.snoop_attr {
             let m = "mode0_fc needs capabilities.snoop_attr (the DTE AttrV/Mode0FC fields)";
-            let m = if several {
-                format!("{}: {m}", unit.name)
-            } else {
-                m.to_owned()
-            };
+            let m = self.units.qualify(u, m.to_owned());
             return Err(at(here(&[k("mode0_fc")]), m));
         }
+        let unit = &mut self.units[u];
         let d = self.domains.get_mut(&a.domain).ok_or_else(|| {
             at(
                 here(&[k("domain")]),
@@ -360,17 +334,7 @@ impl AmdviHost {
         let Some(t) = d.table.as_mut() else {
             return Err("a pass-through domain has no page tables".to_owned());
         };
-        let page = size.bytes();
-        if !iova.is_multiple_of(page) || !bytes.is_multiple_of(page) {
-            return Err(format!(
-                "iova {iova:#x} and bytes {bytes} must be multiples of the {size} page size"
-            ));
-        }
-        if iova.checked_add(bytes.saturating_sub(1)).is_none() {
-            return Err(format!(
-                "iova {iova:#x} plus {bytes} bytes runs past the 64-bit address space"
-            ));
-        }
+        let page = unmap_pages(iova, bytes, size)?;
         for n in 0..bytes / page {
             t.unmap(iova + n * page, page, out)
                 .map_err(|e| e.to_string())?;
@@ -428,13 +392,13 @@ impl AmdviHost {
     /// domain's `dev_iommu[]`), or every IOMMU while it is attached to none.
     fn targets(&self, op: &IommuInvalidateOp) -> Result<Vec<usize>, String> {
         let Some(name) = op.domain.as_deref() else {
-            return Ok((0..self.units.len()).collect());
+            return Ok(self.units.all());
         };
         let d = self
             .domains
             .get(name)
             .ok_or_else(|| format!("no domain is named \"{name}\""))?;
-        Ok(self.units_of(&d.units))
+        Ok(self.units.units_of(&d.units))
     }
 
     /// What the driver writes for an invalidation, IOMMU by IOMMU: the commands and a
@@ -447,43 +411,10 @@ impl AmdviHost {
         let mut v = Vec::new();
         for u in self.targets(op)? {
             let cmds = self.commands(op, u)?;
-            let several = self.units.len() > 1;
-            let unit = &mut self.units[u];
-            let inv = unit.submit(cmds).map_err(|m| {
-                if several {
-                    format!("{}: {m}", unit.name)
-                } else {
-                    m
-                }
-            })?;
+            let inv = self.units[u].submit(cmds);
+            let inv = inv.map_err(|m| self.units.qualify(u, m))?;
             v.push((UnitId(u as u8), inv));
         }
         Ok(v)
-    }
-
-    /// Boot register writes, IOMMU by IOMMU (each: device table, command buffer, event
-    /// log, Control).
-    pub fn boot_registers(&self) -> Vec<(UnitId, u32, u64)> {
-        let mut v = Vec::new();
-        for (u, unit) in self.units.iter().enumerate() {
-            let id = UnitId(u as u8);
-            v.extend(unit.boot_registers().into_iter().map(|(o, x)| (id, o, x)));
-        }
-        v
-    }
-
-    /// The IOMMUs' names, in order.
-    pub fn unit_names(&self) -> Vec<String> {
-        self.units.iter().map(|u| u.name.clone()).collect()
-    }
-
-    /// The IOMMUs' capabilities, in order.
-    pub fn unit_capabilities(&self) -> Vec<Capabilities> {
-        self.units.iter().map(|u| u.caps.clone()).collect()
-    }
-
-    /// The IOMMU a device sits behind.
-    pub fn unit_of(&self, device: &str) -> Option<UnitId> {
-        self.scope.get(device).map(|&u| UnitId(u as u8))
     }
 }

@@ -8,6 +8,7 @@
 //! `dev_iommu[]`), so they live in [`super::amdvi_host`].
 
 use super::driver::Invalidation;
+use super::unit_set::HostUnit;
 use amdvi::cmd::Command;
 use amdvi::dte::DeviceTableEntry;
 use amdvi::regs::{control, offset, Capabilities, RingBase};
@@ -108,10 +109,22 @@ impl AmdIommu {
             width: 8,
         })
     }
+}
+
+impl HostUnit for AmdIommu {
+    type Caps = Capabilities;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn caps(&self) -> &Capabilities {
+        &self.caps
+    }
 
     /// Boot register writes (Linux `iommu_init_flags`, `iommu_enable_command_buffer`,
     /// `iommu_enable_event_buffer`, `iommu_enable`).
-    pub fn boot_registers(&self) -> Vec<(u32, u64)> {
+    fn boot_registers(&self) -> Vec<(u32, u64)> {
         let ring = |base, entries| RingBase::new(base, entries).map_or(0, |r| r.0);
         let mut ctrl = control::IOMMU_EN | control::EVT_LOG_EN | control::CMD_BUF_EN;
         if self.caps.coherent {

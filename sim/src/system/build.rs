@@ -52,11 +52,9 @@ impl System {
             .devices
             .iter()
             .map(|d| {
-                let unit = match &driver {
-                    Some(Driver::Vtd(h)) => h.unit_of(&d.name),
-                    Some(Driver::Amdvi(h)) => h.unit_of(&d.name),
-                    None => Some(UnitId(0)),
-                };
+                let unit = driver
+                    .as_ref()
+                    .map_or(Some(UnitId(0)), |h| h.unit_of(&d.name));
                 unit.ok_or_else(|| {
                     SimError::Config(format!("device \"{}\" is in no unit's scope", d.name))
                 })
@@ -210,7 +208,7 @@ fn iommu(s: &Scenario, spec: &IommuSpec) -> Result<IommuParts, SimError> {
             // One unit per DRHD: its own registers, caches, walks and fault log; the same
             // timing and cache shapes.
             let mut units = Vec::new();
-            for (name, caps) in host.unit_names().into_iter().zip(host.unit_capabilities()) {
+            for (name, caps) in host.units.described() {
                 let unit = vtd::Vtd::new(cfg(&caps))
                     .map_err(|e| SimError::Config(format!("platform.iommu.vtd.{e}")))?;
                 units.push(IommuUnit::new(name, Iommu::Vtd(Box::new(unit))));
@@ -250,7 +248,7 @@ fn iommu(s: &Scenario, spec: &IommuSpec) -> Result<IommuParts, SimError> {
             // One unit per IOMMU: its own registers, caches, walks and event log; the same
             // timing and cache shapes.
             let mut units = Vec::new();
-            for (name, caps) in host.unit_names().into_iter().zip(host.unit_capabilities()) {
+            for (name, caps) in host.units.described() {
                 let unit = amdvi::Amdvi::new(cfg(&caps))
                     .map_err(|e| SimError::Config(format!("platform.iommu.amdvi.{e}")))?;
                 units.push(IommuUnit::new(name, Iommu::Amdvi(Box::new(unit))));

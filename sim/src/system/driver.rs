@@ -31,6 +31,23 @@ pub fn charge_pages(mapped: &mut u64, n: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks an unmap of `bytes` at `iova` in pages of `size`: both multiples of the page
+/// size, the range inside the 64-bit address space. Returns the page size in bytes.
+pub(super) fn unmap_pages(iova: u64, bytes: u64, size: PageSize) -> Result<u64, String> {
+    let page = size.bytes();
+    if !iova.is_multiple_of(page) || !bytes.is_multiple_of(page) {
+        return Err(format!(
+            "iova {iova:#x} and bytes {bytes} must be multiples of the {size} page size"
+        ));
+    }
+    if iova.checked_add(bytes.saturating_sub(1)).is_none() {
+        return Err(format!(
+            "iova {iova:#x} plus {bytes} bytes runs past the 64-bit address space"
+        ));
+    }
+    Ok(page)
+}
+
 /// A refusal, located in the scenario.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostError {
@@ -200,8 +217,8 @@ impl Driver {
     /// The register writes of boot, in order: each unit's `(unit, offset, value)`.
     pub fn boot_registers(&self) -> Vec<(UnitId, u32, u64)> {
         match self {
-            Driver::Vtd(h) => h.boot_registers(),
-            Driver::Amdvi(h) => h.boot_registers(),
+            Driver::Vtd(h) => h.units.boot_registers(),
+            Driver::Amdvi(h) => h.units.boot_registers(),
         }
     }
 
@@ -221,11 +238,11 @@ impl Driver {
         }
     }
 
-    /// The unit `device` sits behind (VT-d's device scope; AMD-Vi has one unit).
+    /// The unit `device` sits behind (VT-d's DRHD device scope, AMD-Vi's IVHD).
     pub fn unit_of(&self, device: &str) -> Option<UnitId> {
         match self {
-            Driver::Vtd(h) => h.unit_of(device),
-            Driver::Amdvi(_) => Some(UnitId(0)),
+            Driver::Vtd(h) => h.units.unit_of(device),
+            Driver::Amdvi(h) => h.units.unit_of(device),
         }
     }
 

@@ -29,6 +29,7 @@ mod host;
 mod host_ops;
 mod kvm;
 mod link;
+mod unit_set;
 mod units;
 pub mod vtd_host;
 mod vtd_inval;

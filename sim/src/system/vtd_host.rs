@@ -12,7 +12,8 @@
 //! points at them, tagged with the domain's id (one DID per unit, the same number in each);
 //! an invalidation of a domain goes to each of its units.
 
-use super::driver::{charge_pages, HostError, UnitId};
+use super::driver::{charge_pages, unmap_pages, HostError};
+use super::unit_set::UnitSet;
 use super::vtd_unit::DmarUnit;
 use crate::scenario::iommu::{
     AttachSpec, DomainKind, DomainSpec, FlushPolicy, InvalidationVia, MappingSpec, TableMode,
@@ -83,10 +84,8 @@ pub(super) struct RidAttachment {
 /// The driver state of the platform's VT-d units.
 #[derive(Debug, Clone)]
 pub struct VtdHost {
-    /// The units, in scenario order.
-    pub(super) units: Vec<DmarUnit>,
-    /// The unit each device sits behind, by device name.
-    pub(super) scope: BTreeMap<String, usize>,
+    /// The units, in scenario order, and the unit each device sits behind.
+    pub(super) units: UnitSet<DmarUnit>,
     pub(super) alloc: TableAllocator,
     pub(super) domains: BTreeMap<String, Domain>,
     /// Each attached device's requests without PASID, by device name.
@@ -150,8 +149,7 @@ impl VtdHost {
         let alloc = TableAllocator::new(PhysAddr(tm.base.0), tm.bytes.0)
             .map_err(|e| at(vtd_path(&[k("table_memory")]), e.to_string()))?;
         let mut host = VtdHost {
-            units: Vec::with_capacity(units.len()),
-            scope: BTreeMap::new(),
+            units: UnitSet::with_capacity(units.len()),
             alloc,
             domains: BTreeMap::new(),
             rid: BTreeMap::new(),
@@ -160,14 +158,12 @@ impl VtdHost {
             mapped_pages: 0,
         };
         // Each unit's root table, invalidation queue and status word, unit by unit.
-        for (u, unit) in units.iter().enumerate() {
+        for unit in &units {
             let caps = &unit.capabilities;
             let via = spec.invalidation;
             let dmar =
                 DmarUnit::new(&unit.name, caps, scalable, via, &mut host.alloc).map_err(mem_err)?;
-            host.units.push(dmar);
-            host.scope
-                .extend(unit.devices.iter().map(|d| (d.clone(), u)));
+            host.units.push(dmar, &unit.devices);
         }
         let mut out = Vec::new();
         for (i, d) in spec.domains.iter().enumerate() {
@@ -198,19 +194,9 @@ impl VtdHost {
             .attach
             .iter()
             .filter(|a| a.domain == domain || a.pasids.iter().any(|p| p.domain == domain))
-            .filter_map(|a| self.scope.get(&a.device).copied())
+            .filter_map(|a| self.units.index_of(&a.device))
             .collect();
         set.into_iter().collect()
-    }
-
-    /// The units a domain's capabilities are checked against: those it is attached to, or
-    /// every unit while it is attached to none.
-    pub(super) fn units_of(&self, units: &[usize]) -> Vec<usize> {
-        if units.is_empty() {
-            (0..self.units.len()).collect()
-        } else {
-            units.to_vec()
-        }
     }
 
     /// Whether a domain of this id, kind and levels fits one unit's capabilities (at boot,
@@ -294,17 +280,10 @@ impl VtdHost {
             ));
         }
         let scalable = spec.mode == TableMode::Scalable;
-        for u in self.units_of(&units) {
-            let unit = &self.units[u];
+        for u in self.units.units_of(&units) {
             let shape = (d.id.0, d.kind, d.levels.0 as u8);
-            Self::domain_fits(&unit.caps, shape, scalable).map_err(|(field, m)| {
-                let m = if self.units.len() > 1 {
-                    format!("{}: {m}", unit.name)
-                } else {
-                    m
-                };
-                at(path(&[k(field)]), m)
-            })?;
+            Self::domain_fits(&self.units[u].caps, shape, scalable)
+                .map_err(|(field, m)| at(path(&[k(field)]), self.units.qualify(u, m)))?;
         }
         let levels = d.levels.0 as u8;
         let mem_err = |e: TableError| at(vtd_path(&[k("table_memory")]), e.to_string());
@@ -410,9 +389,9 @@ impl VtdHost {
         };
         let d = domain(&a.domain, path(&[k("domain")]))?;
         // Every device is in one unit's scope (checked with the units).
-        let u = *self
-            .scope
-            .get(&a.device)
+        let u = self
+            .units
+            .index_of(&a.device)
             .ok_or_else(|| at(path(&[k("device")]), "the device is in no unit's scope"))?;
         self.rid.insert(
             a.device.clone(),
@@ -554,7 +533,7 @@ impl VtdHost {
         m: &MappingSpec,
         out: &mut Vec<MemWrite>,
     ) -> Result<(), String> {
-        let units = self.units_of(
+        let units = self.units.units_of(
             &self
                 .domains
                 .get(domain)
@@ -652,17 +631,7 @@ impl VtdHost {
             .domains
             .get_mut(domain)
             .ok_or_else(|| format!("no domain is named \"{domain}\""))?;
-        let step = size.bytes();
-        if !iova.is_multiple_of(step) || !bytes.is_multiple_of(step) {
-            return Err(format!(
-                "iova {iova:#x} and bytes {bytes} must be multiples of the {size} page size"
-            ));
-        }
-        if iova.checked_add(bytes.saturating_sub(1)).is_none() {
-            return Err(format!(
-                "iova {iova:#x} plus {bytes} bytes runs past the 64-bit address space"
-            ));
-        }
+        let step = unmap_pages(iova, bytes, size)?;
         for n in 0..bytes / step {
             let a = iova + n * step;
             let r = match (d.sl.as_mut(), d.fl.as_mut()) {
@@ -678,31 +647,5 @@ impl VtdHost {
     /// The domain id of a domain name.
     pub fn domain_id(&self, name: &str) -> Option<u16> {
         self.domains.get(name).map(|d| d.id)
-    }
-
-    /// The register writes of boot, unit by unit (each: root table, queued invalidation,
-    /// translation enable).
-    pub fn boot_registers(&self) -> Vec<(UnitId, u32, u64)> {
-        let mut v = Vec::new();
-        for (u, unit) in self.units.iter().enumerate() {
-            let id = UnitId(u as u8);
-            v.extend(unit.boot_registers().into_iter().map(|(o, x)| (id, o, x)));
-        }
-        v
-    }
-
-    /// The units' names, in order.
-    pub fn unit_names(&self) -> Vec<String> {
-        self.units.iter().map(|u| u.name.clone()).collect()
-    }
-
-    /// The units' capabilities, in order.
-    pub fn unit_capabilities(&self) -> Vec<Capabilities> {
-        self.units.iter().map(|u| u.caps.clone()).collect()
-    }
-
-    /// The unit a device sits behind.
-    pub fn unit_of(&self, device: &str) -> Option<UnitId> {
-        self.scope.get(device).map(|&u| UnitId(u as u8))
     }
 }

@@ -144,7 +144,7 @@ impl VtdHost {
     /// domain's `iommu_array`), or every unit while it is attached to none.
     fn targets(&self, op: &IommuInvalidateOp) -> Result<Vec<usize>, String> {
         let Some(name) = op.domain.as_deref() else {
-            return Ok((0..self.units.len()).collect());
+            return Ok(self.units.all());
         };
         let d = self
             .domains
@@ -158,7 +158,7 @@ impl VtdHost {
                 }
             }
         }
-        Ok(self.units_of(&set.into_iter().collect::<Vec<_>>()))
+        Ok(self.units.units_of(&set.into_iter().collect::<Vec<_>>()))
     }
 
     /// What the driver writes for an invalidation, unit by unit: queued descriptors plus a
@@ -171,13 +171,8 @@ impl VtdHost {
         let mut v = Vec::new();
         for u in self.targets(op)? {
             let descs = self.descriptors(op, &self.units[u].caps)?;
-            let inv = self.units[u].submit(&descs).map_err(|m| {
-                if self.units.len() > 1 {
-                    format!("{}: {m}", self.units[u].name)
-                } else {
-                    m
-                }
-            })?;
+            let inv = self.units[u].submit(&descs);
+            let inv = inv.map_err(|m| self.units.qualify(u, m))?;
             v.push((UnitId(u as u8), inv));
         }
         Ok(v)

@@ -92,7 +92,7 @@ impl VtdHost {
             .map(|(dev, _)| dev);
         let set: BTreeSet<usize> = by_rid
             .chain(by_pasid)
-            .filter_map(|dev| self.scope.get(dev).copied())
+            .filter_map(|dev| self.units.index_of(dev))
             .collect();
         if let Some(d) = self.domains.get_mut(domain) {
             d.units = set.into_iter().collect();
@@ -124,9 +124,9 @@ impl VtdHost {
         let Some(a) = self.rid.remove(device) else {
             return Ok(DriverWork::default());
         };
-        let u = *self
-            .scope
-            .get(device)
+        let u = self
+            .units
+            .index_of(device)
             .ok_or("the device is in no unit's scope")?;
         let (did, kind) = self
             .domains
@@ -181,20 +181,15 @@ impl VtdHost {
             .get(domain)
             .cloned()
             .ok_or_else(|| format!("no domain is named \"{domain}\""))?;
-        let u = *self
-            .scope
-            .get(device)
+        let u = self
+            .units
+            .index_of(device)
             .ok_or("the device is in no unit's scope")?;
-        let several = self.units.len() > 1;
         let unit = &self.units[u];
         let scalable = unit.ctx.scalable();
         let shape = (u64::from(d.id), d.kind, d.levels);
         if let Err((_, m)) = Self::domain_fits(&unit.caps, shape, scalable) {
-            let m = if several {
-                format!("{}: {m}", unit.name)
-            } else {
-                m
-            };
+            let m = self.units.qualify(u, m);
             return Ok(AttachOutcome::Refused(format!("{device} ({m})")));
         }
         let caching_mode = unit.caps.caching_mode;
@@ -284,7 +279,7 @@ impl VtdHost {
             .map(|(n, a)| (n.clone(), a.clone()))
             .collect();
         for (device, a) in attached {
-            let Some(&u) = self.scope.get(&device) else {
+            let Some(u) = self.units.index_of(&device) else {
                 continue;
             };
             let entry = Self::pasid_entry(&d, a.fpd, self.units[u].caps.smpwc);

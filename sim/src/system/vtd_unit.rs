@@ -7,6 +7,7 @@
 //! its devices sit behind (Linux `struct dmar_domain`), so they live in [`super::vtd_host`].
 
 use super::driver::Invalidation;
+use super::unit_set::HostUnit;
 use crate::scenario::iommu::InvalidationVia;
 use model_core::{MemWrite, PhysAddr};
 use vtd::qi::InvDescriptor;
@@ -81,30 +82,6 @@ impl DmarUnit {
         })
     }
 
-    /// The register writes of boot, in order: root table, queued invalidation, translation
-    /// enable (Linux `iommu_set_root_entry`, `dmar_enable_qi`, `iommu_enable_translation`).
-    pub fn boot_registers(&self) -> Vec<(u32, u64)> {
-        let mut rta = self.ctx.root_table().raw();
-        if self.ctx.scalable() {
-            rta |= RTADDR_TTM_SCALABLE;
-        }
-        let mut v = vec![
-            (offset::RTADDR as u32, rta),
-            (offset::GCMD as u32, u64::from(gcmd::SRTP)),
-        ];
-        let mut state = 0u64;
-        if let Some(q) = self.queue {
-            let dw = if q.wide { IQA_DW } else { 0 };
-            v.push((offset::IQT as u32, 0));
-            v.push((offset::IQA as u32, q.base | dw));
-            state |= u64::from(gcmd::QIE);
-            v.push((offset::GCMD as u32, state));
-        }
-        state |= u64::from(gcmd::TE);
-        v.push((offset::GCMD as u32, state));
-        v
-    }
-
     /// What the driver writes to submit `descs` to this unit: the descriptors and a wait on
     /// its queue, or register commands when it has no queue.
     pub fn submit(&mut self, descs: &[InvDescriptor]) -> Result<Invalidation, String> {
@@ -177,5 +154,41 @@ impl DmarUnit {
             }
         }
         Ok(Invalidation::Register { writes, poll, busy })
+    }
+}
+
+impl HostUnit for DmarUnit {
+    type Caps = Capabilities;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn caps(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    /// The register writes of boot, in order: root table, queued invalidation, translation
+    /// enable (Linux `iommu_set_root_entry`, `dmar_enable_qi`, `iommu_enable_translation`).
+    fn boot_registers(&self) -> Vec<(u32, u64)> {
+        let mut rta = self.ctx.root_table().raw();
+        if self.ctx.scalable() {
+            rta |= RTADDR_TTM_SCALABLE;
+        }
+        let mut v = vec![
+            (offset::RTADDR as u32, rta),
+            (offset::GCMD as u32, u64::from(gcmd::SRTP)),
+        ];
+        let mut state = 0u64;
+        if let Some(q) = self.queue {
+            let dw = if q.wide { IQA_DW } else { 0 };
+            v.push((offset::IQT as u32, 0));
+            v.push((offset::IQA as u32, q.base | dw));
+            state |= u64::from(gcmd::QIE);
+            v.push((offset::GCMD as u32, state));
+        }
+        state |= u64::from(gcmd::TE);
+        v.push((offset::GCMD as u32, state));
+        v
     }
 }

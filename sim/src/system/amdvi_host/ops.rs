@@ -108,9 +108,8 @@ impl AmdviHost {
 
     /// The IOMMU whose scope holds `device`.
     fn device_unit(&self, device: &str) -> Result<usize, String> {
-        self.scope
-            .get(device)
-            .copied()
+        self.units
+            .index_of(device)
             .ok_or_else(|| format!("device \"{device}\" is in no IOMMU's scope"))
     }
 
