@@ -9,7 +9,8 @@
 //!   and the domain's units had snoop control (ECAP.SC); VFIO type1 added IOMMU_CACHE to
 //!   every map when `iommu_capable(IOMMU_CAP_CACHE_COHERENCY)`, and the kvm-vfio device
 //!   registered non-coherent DMA with KVM when it did not hold. In scalable mode a VFIO
-//!   (unmanaged) domain's PASID entries always got PGSNP.
+//!   (unmanaged) domain's PASID entries always got PGSNP, and so in v5.13-v5.18 a unit in
+//!   scalable mode counted as snooping whatever its ECAP.SC (commit 6c00612d0cba).
 //! - **v5.19 and later** IOMMU_CACHE says only that a device's normal DMA is coherent.
 //!   VFIO calls `enforce_cache_coherency()` on a domain before its first map. VT-d succeeds
 //!   when every unit behind which the domain's devices sit has ECAP.SC (and, for a
