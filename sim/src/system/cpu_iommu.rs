@@ -328,40 +328,34 @@ impl System {
         range: Unmapped,
         q: &mut EventQueue<Event>,
     ) -> Result<(), SimError> {
-        match self.unmap.policy.policy() {
-            UnmapInvalidation::Explicit => {}
+        let strict = match self.unmap.policy.policy() {
+            UnmapInvalidation::Explicit => return Ok(()),
+            UnmapInvalidation::Strict => true,
             // VFIO's domains are never lazy: `vfio_unmap_unpin` syncs the IOTLB before it
             // unpins the pages (only DMA-API domains of type DMA_FQ queue).
-            UnmapInvalidation::Deferred(_) if self.software.is_vfio(&range.domain) => {
-                let job = DriverJob::Sync {
-                    range,
-                    unmapped: now,
-                };
-                self.unmap.cpu(cpu).jobs.push_front(job);
-            }
-            UnmapInvalidation::Strict => {
-                let job = DriverJob::Sync {
-                    range,
-                    unmapped: now,
-                };
-                self.unmap.cpu(cpu).jobs.push_front(job);
-            }
-            UnmapInvalidation::Deferred(_) => {
-                let Some(queued) = self.unmap.policy.queue(now, &range.domain, cpu) else {
-                    return Ok(());
-                };
-                if let Some((timer, at)) = queued.arm {
-                    q.schedule(at, Event::FlushQueueTimer { timer })?;
-                }
-                if queued.full {
-                    let job = DriverJob::Flush {
-                        domain: range.domain,
-                        batch: queued.batch,
-                        cause: FlushCause::Full,
-                    };
-                    self.unmap.cpu(cpu).jobs.push_front(job);
-                }
-            }
+            UnmapInvalidation::Deferred(_) => self.software.is_vfio(&range.domain),
+        };
+        if strict {
+            let job = DriverJob::Sync {
+                range,
+                unmapped: now,
+            };
+            self.unmap.cpu(cpu).jobs.push_front(job);
+            return Ok(());
+        }
+        let Some(queued) = self.unmap.policy.queue(now, &range.domain, cpu) else {
+            return Ok(());
+        };
+        if let Some((timer, at)) = queued.arm {
+            q.schedule(at, Event::FlushQueueTimer { timer })?;
+        }
+        if queued.full {
+            let job = DriverJob::Flush {
+                domain: range.domain,
+                batch: queued.batch,
+                cause: FlushCause::Full,
+            };
+            self.unmap.cpu(cpu).jobs.push_front(job);
         }
         Ok(())
     }

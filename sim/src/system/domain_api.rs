@@ -151,8 +151,6 @@ pub struct DomainApi {
     /// VT-d: the attachments, in the order they are made, and where refused ones went.
     pub(super) attach: Attachments,
     kvm: Option<KvmSpec>,
-    /// KVM registered non-coherent DMA, so the guest's WBINVD is emulated.
-    emulate_wbinvd: bool,
     /// What KVM decided when the kvm-vfio device learnt of the guest's VFIO files. It
     /// re-evaluates coherency only when a group is added or removed
     /// (`kvm_vfio_update_coherency`), so the programs' `enforce`, `attach` and `detach`
@@ -324,7 +322,6 @@ impl DomainApi {
             order,
             attach: Attachments::default(),
             kvm: sw.kvm.clone(),
-            emulate_wbinvd: false,
             kvm_decision: None,
         };
         api.attach_first(&s.platform.iommu);
@@ -332,7 +329,6 @@ impl DomainApi {
         if let IommuSpec::Vtd(v) = &s.platform.iommu {
             api.attach_after_maps(v)?;
         }
-        api.emulate_wbinvd = api.noncoherent_dma().is_some();
         api.kvm_decision = api.kvm_decision();
         Ok(api)
     }
@@ -524,7 +520,9 @@ impl DomainApi {
 
     /// KVM emulates the guest's WBINVD (non-coherent DMA is registered).
     pub fn wbinvd_emulated(&self) -> bool {
-        self.emulate_wbinvd
+        self.kvm_decision
+            .as_ref()
+            .is_some_and(|k| k.noncoherent_dma)
     }
 
     /// The guest, if there is one.
